@@ -1,0 +1,512 @@
+"""The catalog store: events, ticket packages, sections and seats in Postgres.
+
+Providers change only their own events (`owner_id` is checked on every write); the lifecycle
+moves only along `TRANSITIONS`. Queries are parameterised; list filters are built from fixed SQL
+fragments with numbered parameters, never from input text.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable
+from datetime import datetime, timezone
+from typing import Any
+
+import asyncpg
+import msgspec
+from msgspec import UNSET
+
+from engine import catalog_types as t
+from engine.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
+
+# status -> the statuses it may move to
+TRANSITIONS: dict[str, frozenset[str]] = {
+    "draft": frozenset({"published", "cancelled"}),
+    "published": frozenset({"cancelled", "postponed", "completed"}),
+    "postponed": frozenset({"published", "cancelled"}),
+    "cancelled": frozenset(),
+    "completed": frozenset(),
+}
+PUBLIC_STATUSES = ("published", "postponed")
+
+_EVENT_COLUMNS = ", ".join(f for f in t.Event.__struct_fields__)
+_PACKAGE_COLUMNS = ", ".join(f for f in t.Package.__struct_fields__ if f not in ("available", "sale_state"))
+
+
+def slugify(text: str) -> str:
+    """`"Lake of Stars 2026!"` -> `"lake-of-stars-2026"`; never empty."""
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
+    return slug[:100].strip("-") or "event"
+
+
+def check_transition(current: str, target: str) -> None:
+    """Raise InvalidTransition unless the lifecycle allows `current` -> `target`."""
+    if target not in TRANSITIONS[current]:
+        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final state)"
+        raise InvalidTransition(
+            f"an event that is {current} cannot become {target}; it can become: {allowed}"
+        )
+
+
+def sale_state(pkg: t.Package, now: datetime) -> str:
+    """Where a package stands in its sale window at `now` (pure; availability supplied)."""
+    if pkg.opens_at is not None and now < pkg.opens_at:
+        return "upcoming"
+    if (pkg.closes_at is not None and now >= pkg.closes_at) or not pkg.is_active:
+        return "closed"
+    if pkg.available <= 0:
+        return "sold_out"
+    return "on_sale"
+
+
+def _check_dates(starts_at: datetime, ends_at: datetime) -> None:
+    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
+        if value.tzinfo is None:
+            raise Invalid(f"{name} needs a time zone offset", fields={name: "time zone missing"})
+    if ends_at <= starts_at:
+        raise Invalid("ends_at must be after starts_at", fields={"ends_at": "must be after starts_at"})
+
+
+def _check_window(opens_at: datetime | None, closes_at: datetime | None) -> None:
+    for name, value in (("opens_at", opens_at), ("closes_at", closes_at)):
+        if value is not None and value.tzinfo is None:
+            raise Invalid(f"{name} needs a time zone offset", fields={name: "time zone missing"})
+    if opens_at and closes_at and closes_at <= opens_at:
+        raise Invalid("closes_at must be after opens_at", fields={"closes_at": "must be after opens_at"})
+
+
+def _set_fields(patch: msgspec.Struct) -> dict[str, Any]:
+    return {
+        f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET
+    }
+
+
+class Catalog:
+    """Reads and writes the catalog. One instance per pool; methods take the acting provider."""
+
+    def __init__(self, pool: asyncpg.Pool):
+        self.pool = pool
+
+    # --- events -------------------------------------------------------------------------------
+    async def create_event(self, provider_id: int, data: t.EventCreate) -> t.Event:
+        _check_dates(data.starts_at, data.ends_at)
+        fields = msgspec.structs.asdict(data)
+        explicit_slug = fields.pop("slug")
+        base = explicit_slug or slugify(data.title)
+        columns = ["provider_id", "slug", *fields]
+        sql = (
+            f"INSERT INTO events ({', '.join(columns)}) "
+            f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) "
+            f"RETURNING {_EVENT_COLUMNS}"
+        )
+        for attempt in range(1, 50):
+            slug = base if attempt == 1 else f"{base}-{attempt}"
+            try:
+                row = await self.pool.fetchrow(sql, provider_id, slug, *fields.values())
+                return _event(row)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name != "events_slug_key":
+                    raise
+                if explicit_slug:
+                    raise Conflict(f"the slug {slug!r} is taken", code="slug_taken",
+                                   fields={"slug": "already in use"}) from None
+        raise Conflict("could not find a free slug; choose one", code="slug_taken")
+
+    async def update_event(self, owner: int | None, event_id: int, patch: t.EventUpdate) -> t.Event:
+        changes = _set_fields(patch)
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await self._owned_event(conn, owner, event_id, for_update=True)
+            if not changes:
+                return current
+            if current.status in ("cancelled", "completed"):
+                raise InvalidTransition(f"a {current.status} event can no longer be edited")
+            if "slug" in changes and current.status != "draft" and changes["slug"] != current.slug:
+                raise Invalid("the slug is fixed once an event is published; links point at it",
+                              fields={"slug": "fixed after publishing"})
+            if "requires_seating" in changes and current.status != "draft":
+                raise Invalid("seating can only be switched on or off while the event is a draft",
+                              fields={"requires_seating": "fixed after publishing"})
+            _check_dates(changes.get("starts_at", current.starts_at),
+                         changes.get("ends_at", current.ends_at))
+            assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+            try:
+                row = await conn.fetchrow(
+                    f"UPDATE events SET {assignments}, updated_at = now() WHERE id = $1 "
+                    f"RETURNING {_EVENT_COLUMNS}",
+                    event_id, *changes.values(),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "events_slug_key":
+                    raise Conflict("that slug is taken", code="slug_taken",
+                                   fields={"slug": "already in use"}) from None
+                raise
+            return _event(row)
+
+    async def transition(
+        self, owner: int | None, event_id: int, target: str,
+        starts_at: datetime | None = None, ends_at: datetime | None = None,
+    ) -> t.Event:
+        """Move an event along its lifecycle; publishing checks the event can be sold."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            current = await self._owned_event(conn, owner, event_id, for_update=True)
+            check_transition(current.status, target)
+            new_start = starts_at or current.starts_at
+            new_end = ends_at or current.ends_at
+            if starts_at and not ends_at:
+                new_end = starts_at + (current.ends_at - current.starts_at)
+            _check_dates(new_start, new_end)
+            if target == "published":
+                await self._check_publishable(conn, current)
+            row = await conn.fetchrow(
+                f"""UPDATE events SET status = $2, starts_at = $3, ends_at = $4,
+                       published_at = CASE WHEN $2 = 'published' THEN coalesce(published_at, now())
+                                           ELSE published_at END,
+                       updated_at = now()
+                    WHERE id = $1 RETURNING {_EVENT_COLUMNS}""",
+                event_id, target, new_start, new_end,
+            )
+            return _event(row)
+
+    async def _check_publishable(self, conn: asyncpg.Connection, event: t.Event) -> None:
+        packages = await conn.fetchval(
+            "SELECT count(*) FROM ticket_packages WHERE event_id = $1 AND is_active", event.id
+        )
+        if not packages:
+            raise Invalid("add at least one active ticket package before publishing",
+                          code="not_publishable")
+        if event.requires_seating:
+            seats = await conn.fetchval(
+                "SELECT count(*) FROM seats s JOIN sections c ON c.id = s.section_id "
+                "WHERE c.event_id = $1", event.id)
+            if not seats:
+                raise Invalid("a seated event needs at least one section with seats",
+                              code="not_publishable")
+
+    async def _owned_event(
+        self, conn: asyncpg.Connection, owner: int | None, event_id: int, for_update: bool = False
+    ) -> t.Event:
+        """The event, when `owner` (a provider id; None for admins) may change it."""
+        lock = " FOR UPDATE" if for_update else ""
+        row = await conn.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1{lock}", event_id)
+        if row is None:
+            raise NotFound(f"no event with id {event_id}")
+        if owner is not None and row["provider_id"] != owner:
+            raise Forbidden("this event belongs to another provider")
+        return _event(row)
+
+    async def provider_event(self, owner: int | None, event_id: int) -> t.EventDetail:
+        async with self.pool.acquire() as conn:
+            await self._owned_event(conn, owner, event_id)
+        detail = await self.event_detail(event_id=event_id, public_only=False)
+        assert detail is not None
+        return detail
+
+    async def provider_events(self, owner: int) -> list[t.Event]:
+        rows = await self.pool.fetch(
+            f"SELECT {_EVENT_COLUMNS} FROM events WHERE provider_id = $1 ORDER BY starts_at", owner)
+        return [_event(r) for r in rows]
+
+    # --- packages -----------------------------------------------------------------------------
+    async def create_package(self, owner: int | None, event_id: int, data: t.PackageCreate) -> t.Package:
+        _check_window(data.opens_at, data.closes_at)
+        _check_order_limits(data.min_per_order, data.max_per_order)
+        fields = msgspec.structs.asdict(data)
+        async with self.pool.acquire() as conn, conn.transaction():
+            event = await self._owned_event(conn, owner, event_id, for_update=True)
+            if event.status in ("cancelled", "completed"):
+                raise InvalidTransition(f"a {event.status} event takes no new packages")
+            columns = ["event_id", *fields]
+            try:
+                row = await conn.fetchrow(
+                    f"INSERT INTO ticket_packages ({', '.join(columns)}) VALUES "
+                    f"({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) "
+                    f"RETURNING {_PACKAGE_COLUMNS}",
+                    event_id, *fields.values(),
+                )
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "ticket_packages_name_key":
+                    raise Conflict(f"this event already has a package named {data.name!r}",
+                                   code="package_name_taken", fields={"name": "already used"}) from None
+                raise
+            return _package(row)
+
+    async def update_package(
+        self, owner: int | None, event_id: int, package_id: int, patch: t.PackageUpdate,
+        min_capacity: int = 0,
+    ) -> t.Package:
+        """Change a package; `min_capacity` is what is already held + sold (capacity floor)."""
+        changes = _set_fields(patch)
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._owned_event(conn, owner, event_id, for_update=True)
+            row = await conn.fetchrow(
+                f"SELECT {_PACKAGE_COLUMNS} FROM ticket_packages WHERE id = $1 AND event_id = $2 "
+                "FOR UPDATE", package_id, event_id)
+            if row is None:
+                raise NotFound(f"event {event_id} has no package {package_id}")
+            current = _package(row)
+            if not changes:
+                return current
+            _check_window(changes.get("opens_at", current.opens_at),
+                          changes.get("closes_at", current.closes_at))
+            _check_order_limits(changes.get("min_per_order", current.min_per_order),
+                                changes.get("max_per_order", current.max_per_order))
+            if changes.get("capacity", current.capacity) < min_capacity:
+                raise Invalid(f"capacity cannot go below the {min_capacity} tickets already held "
+                              "or sold", fields={"capacity": f"at least {min_capacity}"})
+            assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
+            try:
+                row = await conn.fetchrow(
+                    f"UPDATE ticket_packages SET {assignments}, updated_at = now() WHERE id = $1 "
+                    f"RETURNING {_PACKAGE_COLUMNS}", package_id, *changes.values())
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "ticket_packages_name_key":
+                    raise Conflict("this event already has a package with that name",
+                                   code="package_name_taken", fields={"name": "already used"}) from None
+                raise
+            return _package(row)
+
+    async def packages(self, event_id: int, conn: Any = None) -> list[t.Package]:
+        rows = await (conn or self.pool).fetch(
+            f"SELECT {_PACKAGE_COLUMNS} FROM ticket_packages WHERE event_id = $1 "
+            "ORDER BY sort_order, id", event_id)
+        return [_package(r) for r in rows]
+
+    # --- sections and seats ------------------------------------------------------------------
+    async def create_section(self, owner: int | None, event_id: int, data: t.SectionCreate) -> t.Section:
+        seats = generate_seats(data)
+        if not seats:
+            raise Invalid("a section needs seats: give rows and seats_per_row, or custom_seats",
+                          fields={"rows": "no seats to generate"})
+        async with self.pool.acquire() as conn, conn.transaction():
+            event = await self._owned_event(conn, owner, event_id, for_update=True)
+            if not event.requires_seating:
+                raise Invalid("this event is not seated; set requires_seating while it is a draft",
+                              code="not_seated")
+            if event.status not in ("draft", "published", "postponed"):
+                raise InvalidTransition(f"a {event.status} event takes no new sections")
+            owns = await conn.fetchval(
+                "SELECT 1 FROM ticket_packages WHERE id = $1 AND event_id = $2", data.package_id, event_id)
+            if not owns:
+                raise Invalid(f"package {data.package_id} is not a package of this event",
+                              fields={"package_id": "not a package of this event"})
+            row_count = len({s[1] for s in seats if s[1] is not None}) or None
+            try:
+                section_id = await conn.fetchval(
+                    "INSERT INTO sections (event_id, package_id, name, capacity, row_count, "
+                    "seat_numbering_type, sort_order) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING id",
+                    event_id, data.package_id, data.name, len(seats), row_count,
+                    data.numbering_type, data.sort_order)
+            except asyncpg.UniqueViolationError as exc:
+                if exc.constraint_name == "sections_name_key":
+                    raise Conflict(f"this event already has a section named {data.name!r}",
+                                   code="section_name_taken", fields={"name": "already used"}) from None
+                raise
+            try:
+                await conn.copy_records_to_table(
+                    "seats", columns=["section_id", "seat_number", "row", "column", "price_modifier"],
+                    records=[(section_id, *seat) for seat in seats])
+            except asyncpg.UniqueViolationError:
+                raise Invalid("custom seat numbers must be unique within a section",
+                              fields={"custom_seats": "duplicate seat_number"}) from None
+        seat_map = await self.seat_map(event_id, section_ids=[section_id])
+        return seat_map.sections[0]
+
+    async def block_seats(self, owner: int | None, event_id: int, data: t.SeatBlock) -> list[int]:
+        """Block (or unblock) available seats; returns the seat ids changed."""
+        wanted = set(data.seat_ids)
+        if len(wanted) != len(data.seat_ids):
+            raise Invalid("seat_ids lists a seat twice", fields={"seat_ids": "duplicates"})
+        src, dst = ("available", "blocked") if data.blocked else ("blocked", "available")
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._owned_event(conn, owner, event_id, for_update=True)
+            rows = await conn.fetch(
+                "SELECT s.id, s.status FROM seats s JOIN sections c ON c.id = s.section_id "
+                "WHERE c.event_id = $1 AND s.id = ANY($2::bigint[]) FOR UPDATE OF s",
+                event_id, list(wanted))
+            found = {r["id"]: r["status"] for r in rows}
+            missing = sorted(wanted - found.keys())
+            if missing:
+                raise NotFound(f"seats not in this event: {missing[:20]}",
+                               fields={"seat_ids": "unknown seats"})
+            wrong = sorted(i for i, s in found.items() if s not in (src, dst))
+            if wrong:
+                raise Conflict(f"seats {wrong[:20]} are reserved or sold and cannot be "
+                               f"{'blocked' if data.blocked else 'unblocked'}", code="seat_unavailable")
+            changed = await conn.fetch(
+                "UPDATE seats SET status = $2 WHERE id = ANY($1::bigint[]) AND status = $3 RETURNING id",
+                list(wanted), dst, src)
+            return sorted(r["id"] for r in changed)
+
+    async def seat_map(self, event_id: int, section_ids: Iterable[int] | None = None) -> t.SeatMap:
+        currency = await self.pool.fetchval("SELECT currency FROM events WHERE id = $1", event_id)
+        if currency is None:
+            raise NotFound(f"no event with id {event_id}")
+        ids = list(section_ids) if section_ids is not None else None
+        sections = await self.pool.fetch(
+            "SELECT c.id, c.name, c.package_id, c.capacity, c.row_count, c.seat_numbering_type, "
+            "c.sort_order, coalesce(p.price, 0) AS base_price FROM sections c "
+            "LEFT JOIN ticket_packages p ON p.id = c.package_id WHERE c.event_id = $1 "
+            "AND ($2::bigint[] IS NULL OR c.id = ANY($2::bigint[])) ORDER BY c.sort_order, c.id",
+            event_id, ids)
+        seats = await self.pool.fetch(
+            "SELECT s.id, s.section_id, s.seat_number, s.row, s.column, s.status, s.price_modifier "
+            "FROM seats s JOIN sections c ON c.id = s.section_id WHERE c.event_id = $1 "
+            "AND ($2::bigint[] IS NULL OR c.id = ANY($2::bigint[])) ORDER BY s.id", event_id, ids)
+        by_section: dict[int, list[t.Seat]] = {}
+        base = {s["id"]: s["base_price"] for s in sections}
+        for s in seats:
+            by_section.setdefault(s["section_id"], []).append(t.Seat(
+                id=s["id"], seat_number=s["seat_number"], row=s["row"], column=s["column"],
+                status=s["status"], price=max(0, base[s["section_id"]] + s["price_modifier"])))
+        return t.SeatMap(event_id=event_id, currency=currency.strip(), sections=[
+            t.Section(id=c["id"], name=c["name"], package_id=c["package_id"], capacity=c["capacity"],
+                      row_count=c["row_count"], seat_numbering_type=c["seat_numbering_type"],
+                      sort_order=c["sort_order"], seats=by_section.get(c["id"], []))
+            for c in sections])
+
+    # --- public reads -------------------------------------------------------------------------
+    async def event_detail(
+        self, *, slug: str | None = None, event_id: int | None = None, public_only: bool = True
+    ) -> t.EventDetail | None:
+        where = "e.slug = $1" if slug is not None else "e.id = $1"
+        row = await self.pool.fetchrow(
+            f"SELECT e.*, sp.business_name AS provider_name FROM events e "
+            f"JOIN service_providers sp ON sp.id = e.provider_id WHERE {where}",
+            slug if slug is not None else event_id)
+        if row is None or (public_only and row["status"] == "draft"):
+            return None
+        event = _event(row)
+        packages = await self.packages(event.id)
+        if public_only:
+            packages = [p for p in packages if p.is_active]
+        return t.EventDetail(
+            **msgspec.structs.asdict(event), packages=packages,
+            price_min=min((p.price for p in packages), default=None),
+            price_max=max((p.price for p in packages), default=None),
+            provider_name=row["provider_name"])
+
+    async def search(self, query: t.EventQuery, now: datetime | None = None) -> t.EventPage:
+        now = now or datetime.now(timezone.utc)
+        where, args = _search_filters(query, now)
+        direction = (query.order or ("desc" if query.sort == "popularity" else "asc")).upper()
+        order_by = {
+            "date": f"e.starts_at {direction}, e.id",
+            "popularity": f"e.tickets_sold {direction}, e.starts_at, e.id",
+            "price": f"price_min {direction} NULLS LAST, e.starts_at, e.id",
+        }[query.sort]
+        offset = (query.page - 1) * query.per_page
+        rows = await self.pool.fetch(
+            f"""SELECT e.id, e.slug, e.title, e.category, e.venue, e.city, e.starts_at, e.ends_at,
+                       e.timezone, e.cover_image_url, e.status, e.currency, e.requires_seating,
+                       e.tickets_sold, p.price_min, p.price_max, coalesce(p.capacity, 0) AS capacity,
+                       count(*) OVER () AS total
+                FROM events e
+                LEFT JOIN LATERAL (
+                    SELECT min(price) AS price_min, max(price) AS price_max,
+                           sum(capacity)::int AS capacity
+                    FROM ticket_packages WHERE event_id = e.id AND is_active) p ON true
+                WHERE {' AND '.join(where)}
+                ORDER BY {order_by}
+                LIMIT {query.per_page} OFFSET {offset}""",
+            *args)
+        total = rows[0]["total"] if rows else await self._count(where, args)
+        items = [t.EventSummary(
+            id=r["id"], slug=r["slug"], title=r["title"], category=r["category"], venue=r["venue"],
+            city=r["city"], starts_at=r["starts_at"], ends_at=r["ends_at"], timezone=r["timezone"],
+            cover_image_url=r["cover_image_url"], status=r["status"], currency=r["currency"].strip(),
+            requires_seating=r["requires_seating"], price_min=r["price_min"], price_max=r["price_max"],
+            tickets_sold=r["tickets_sold"], available=max(0, r["capacity"] - r["tickets_sold"]),
+        ) for r in rows]
+        return t.EventPage(items=items, total=total, page=query.page, per_page=query.per_page,
+                           pages=max(1, -(-total // query.per_page)))
+
+    async def _count(self, where: list[str], args: list[Any]) -> int:
+        return await self.pool.fetchval(f"SELECT count(*) FROM events e WHERE {' AND '.join(where)}", *args)
+
+    async def categories(self) -> list[str]:
+        rows = await self.pool.fetch(
+            "SELECT DISTINCT category FROM events WHERE status = ANY($1::text[]) ORDER BY category",
+            list(PUBLIC_STATUSES))
+        return [r["category"] for r in rows]
+
+
+def _search_filters(query: t.EventQuery, now: datetime) -> tuple[list[str], list[Any]]:
+    """WHERE fragments and their parameters. Fragments are constants; values go in `args`."""
+    args: list[Any] = [list(PUBLIC_STATUSES)]
+    where = ["e.status = ANY($1::text[])"]
+
+    def arg(value: Any) -> str:
+        args.append(value)
+        return f"${len(args)}"
+
+    if query.q:
+        words = " & ".join(re.sub(r"[^\w]", "", w) + ":*" for w in query.q.split() if re.sub(r"[^\w]", "", w))
+        like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        if words:
+            where.append(
+                "(to_tsvector('simple', e.title || ' ' || e.description || ' ' || e.venue || ' ' || "
+                f"e.city) @@ to_tsquery('simple', {arg(words)}) OR e.title ILIKE {arg(like)})")
+        else:
+            where.append(f"e.title ILIKE {arg(like)}")
+    if query.category:
+        where.append(f"e.category = {arg(query.category)}")
+    if query.city:
+        where.append(f"lower(e.city) = lower({arg(query.city.strip())})")
+    if query.date_from or query.date_to:
+        if query.date_from:
+            where.append(f"e.ends_at >= {arg(query.date_from)}")
+        if query.date_to:
+            where.append(f"e.starts_at <= {arg(query.date_to)}")
+    else:
+        where.append(f"e.ends_at >= {arg(now)}")  # upcoming and running events by default
+    if query.lat is not None and query.lng is not None:
+        # great-circle distance (haversine) in km; no PostGIS needed for a radius filter
+        lat, lng, radius = arg(query.lat), arg(query.lng), arg(query.radius_km)
+        where.append(
+            f"e.latitude IS NOT NULL AND 2 * 6371 * asin(sqrt(power(sin(radians(e.latitude - {lat}) / 2), 2)"
+            f" + cos(radians({lat})) * cos(radians(e.latitude)) * "
+            f"power(sin(radians(e.longitude - {lng}) / 2), 2))) <= {radius}")
+    return where, args
+
+
+def _check_order_limits(min_per_order: int, max_per_order: int) -> None:
+    if max_per_order < min_per_order:
+        raise Invalid("max_per_order must be at least min_per_order",
+                      fields={"max_per_order": "below min_per_order"})
+
+
+def _row_label(index: int) -> str:
+    """0 -> A, 25 -> Z, 26 -> AA."""
+    label = ""
+    index += 1
+    while index:
+        index, rem = divmod(index - 1, 26)
+        label = chr(65 + rem) + label
+    return label
+
+
+def generate_seats(data: t.SectionCreate) -> list[tuple[str, str | None, int | None, int]]:
+    """(seat_number, row, column, price_modifier) for each seat of a new section (pure)."""
+    if data.numbering_type == "custom":
+        return [(s.seat_number, s.row, None, s.price_modifier + data.row_price_modifiers.get(s.row or "", 0))
+                for s in data.custom_seats]
+    seats = []
+    for r in range(data.rows):
+        row = _row_label(r)
+        modifier = data.row_price_modifiers.get(row, 0)
+        for c in range(1, data.seats_per_row + 1):
+            number = f"{row}{c}" if data.numbering_type == "grid" else str(r * data.seats_per_row + c)
+            seats.append((number, row, c, modifier))
+    return seats
+
+
+def _event(row: asyncpg.Record) -> t.Event:
+    data = {f: row[f] for f in t.Event.__struct_fields__}
+    data["currency"] = data["currency"].strip()
+    return t.Event(**data)
+
+
+def _package(row: asyncpg.Record) -> t.Package:
+    return t.Package(**{f: row[f] for f in t.Package.__struct_fields__ if f not in ("available", "sale_state")})

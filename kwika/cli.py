@@ -1,0 +1,156 @@
+"""The `kwika` command: up, serve, migrate.
+
+    kwika up [--demo]    embedded Redis/Postgres when unconfigured, migrate, (demo data), serve
+    kwika serve          serve with the configured REDIS_URL / DATABASE_URL
+    kwika migrate        apply pending migrations
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import multiprocessing
+import os
+import secrets
+import socket
+import sys
+from pathlib import Path
+
+import msgspec
+
+from engine.db import MigrationError, create_pool, migrate
+from engine.embedded import ensure_services
+from engine.logs import setup_logging
+from engine.settings import Settings, SettingsError, load_settings
+
+log = logging.getLogger("kwika")
+
+
+def _uvloop() -> None:
+    try:
+        import uvloop
+    except ImportError:
+        return
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+
+
+def _persistent_secret(settings: Settings, data_dir: Path) -> Settings:
+    """In `up` without KWIKA_SECRET_KEY, keep one secret in the data folder so sessions survive
+    restarts and all worker processes agree."""
+    if os.environ.get("KWIKA_SECRET_KEY"):
+        return settings
+    path = data_dir / "secret_key"
+    if not path.exists():
+        path.write_text(secrets.token_urlsafe(32))
+        path.chmod(0o600)
+    return msgspec.structs.replace(settings, secret_key=path.read_text().strip())
+
+
+async def _migrate_and_seed(settings: Settings, demo: bool) -> None:
+    conn_pool = await create_pool(settings.database_url, 1, 2)
+    try:
+        async with conn_pool.acquire() as conn:
+            applied = await migrate(conn)
+        log.info("migrations: %s", ", ".join(applied) if applied else "up to date")
+        if demo:
+            from concurrent.futures import ThreadPoolExecutor
+
+            from engine.accounts import Accounts
+            from engine.catalog import Catalog
+            from engine.demo import load_demo
+            from engine.keys import Keys
+            from storefront.app import redis_client
+
+            client = redis_client(settings)
+            with ThreadPoolExecutor(2) as pool:
+                accounts = Accounts(conn_pool, client, Keys(settings.redis_prefix), pool, 3600)
+                created = await load_demo(Catalog(conn_pool), accounts)
+            await client.aclose()
+            log.info("demo data: %s", "loaded" if created else "already present")
+    finally:
+        await conn_pool.close()
+
+
+def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
+    from aiohttp import web
+
+    from storefront.app import create_app
+
+    setup_logging(settings.log_level, settings.log_json)
+    _uvloop()
+    web.run_app(create_app(settings), sock=sock, host=None if sock else settings.host,
+                port=None if sock else settings.port, print=None, access_log=None,
+                shutdown_timeout=10)
+
+
+def serve(settings: Settings) -> None:
+    """Serve on host:port with `settings.workers` processes sharing one listening socket."""
+    log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
+    if settings.workers == 1:
+        _serve_one(settings, None)
+        return
+    sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((settings.host, settings.port))
+    sock.listen(4096)
+    sock.set_inheritable(True)
+    ctx = multiprocessing.get_context("fork")
+    procs = [ctx.Process(target=_serve_one, args=(settings, sock), daemon=False)
+             for _ in range(settings.workers)]
+    for p in procs:
+        p.start()
+    try:
+        for p in procs:
+            p.join()
+    except KeyboardInterrupt:
+        for p in procs:
+            p.join()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="kwika", description="Kwika ticket on-sale engine")
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="embedded servers when unconfigured, migrate, serve")
+    up.add_argument("--demo", action="store_true", help="load demo provider and events")
+    serve_p = sub.add_parser("serve", help="serve the storefront (REDIS_URL and DATABASE_URL set)")
+    sub.add_parser("migrate", help="apply pending database migrations")
+    for p in (up, serve_p):
+        p.add_argument("--host")
+        p.add_argument("--port", type=int)
+        p.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
+    args = parser.parse_args(argv)
+
+    try:
+        settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None),
+                                 workers=getattr(args, "workers", None))
+    except SettingsError as exc:
+        print(f"kwika: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level, settings.log_json)
+
+    if args.command == "up" or (args.command == "migrate" and not settings.database_url):
+        data_dir = Path(settings.data_dir).resolve()
+        services = ensure_services(data_dir, settings.redis_url, settings.database_url)
+        if services.embedded:
+            log.info("started embedded %s under %s", " and ".join(services.embedded), data_dir)
+        settings = msgspec.structs.replace(
+            settings, redis_url=services.redis_url, database_url=services.database_url)
+        settings = _persistent_secret(settings, data_dir)
+    elif not (settings.redis_url and settings.database_url):
+        print("kwika: serve needs REDIS_URL and DATABASE_URL (or use `kwika up`)", file=sys.stderr)
+        return 2
+
+    try:
+        if args.command in ("up", "migrate"):
+            asyncio.run(_migrate_and_seed(settings, demo=getattr(args, "demo", False)))
+    except MigrationError as exc:
+        print(f"kwika: {exc}", file=sys.stderr)
+        return 1
+    if args.command in ("up", "serve"):
+        serve(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

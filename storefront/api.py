@@ -1,0 +1,145 @@
+"""Declaring JSON routes: one decorator gives a route its roles, its typed inputs and its typed
+answer. The wrapper decodes and checks the input (msgspec), checks the caller's role, encodes the
+answer, and records the route for the OpenAPI description, which therefore cannot drift.
+
+    @api.post("/api/provider/events", body=EventCreate, response=Event, status=201,
+              roles=PROVIDERS, summary="Create an event (draft)")
+    async def create_event(request, user, body): ...
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from storefront.appkeys import USER
+from storefront.auth import require
+from storefront.errors import ApiError, validation_error
+
+_encoder = msgspec.json.Encoder()
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(body=_encoder.encode(obj), status=status,
+                        content_type="application/json", headers=headers)
+
+
+@dataclass(frozen=True)
+class RouteSpec:
+    method: str
+    path: str
+    handler: Callable[..., Awaitable[Any]]
+    summary: str
+    tag: str
+    roles: tuple[str, ...] | None  # None: public; () any logged-in user
+    body: type | None = None
+    query: type | None = None
+    response: Any = None
+    status: int = 200
+    errors: tuple[int, ...] = ()
+
+
+@dataclass
+class Api:
+    """A registry of JSON routes; `install` adds them to an app's router."""
+
+    routes: list[RouteSpec] = field(default_factory=list)
+
+    def route(self, method: str, path: str, *, summary: str, tag: str,
+              roles: tuple[str, ...] | None = None, body: type | None = None,
+              query: type | None = None, response: Any = None, status: int = 200,
+              errors: tuple[int, ...] = ()) -> Callable:
+        def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable:
+            wrapped = _wrap(fn, roles, body, query, status)
+            self.routes.append(RouteSpec(method, path, wrapped, summary, tag, roles, body, query,
+                                         response, status, errors))
+            return fn
+        return decorate
+
+    def get(self, path: str, **kw: Any) -> Callable:
+        return self.route("GET", path, **kw)
+
+    def post(self, path: str, **kw: Any) -> Callable:
+        return self.route("POST", path, **kw)
+
+    def patch(self, path: str, **kw: Any) -> Callable:
+        return self.route("PATCH", path, **kw)
+
+    def delete(self, path: str, **kw: Any) -> Callable:
+        return self.route("DELETE", path, **kw)
+
+    def install(self, app: web.Application) -> None:
+        for spec in self.routes:
+            app.router.add_route(spec.method, spec.path, spec.handler)
+
+
+def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
+          body: type | None, query: type | None, status: int) -> Callable:
+    wants = set(inspect.signature(fn).parameters)
+
+    @functools.wraps(fn)
+    async def handler(request: web.Request) -> web.StreamResponse:
+        kwargs: dict[str, Any] = {}
+        if roles is not None:
+            user = require(request, roles)
+            if "user" in wants:
+                kwargs["user"] = user
+        elif "user" in wants:
+            kwargs["user"] = request.get(USER)
+        if query is not None:
+            kwargs["query"] = decode_query(request, query)
+        if body is not None:
+            kwargs["body"] = await decode_body(request, body)
+        result = await fn(request, **kwargs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        if result is None:
+            return web.Response(status=204)
+        return json_response(result, status=status)
+
+    handler.kwika_roles = roles  # type: ignore[attr-defined]
+    return handler
+
+
+async def decode_body(request: web.Request, typ: type) -> Any:
+    """The JSON body as `typ`; 415 for another content type, 400 for bad JSON, 422 for bad data."""
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
+    if not raw.strip():
+        raise ApiError(400, "empty_body", "the request needs a JSON body")
+    try:
+        return msgspec.json.decode(raw, type=typ)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc) from None
+    except msgspec.DecodeError as exc:
+        raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+
+
+def decode_query(request: web.Request, typ: type) -> Any:
+    """Query parameters as `typ` (strings converted to the declared types)."""
+    params: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        if len(values) > 1:
+            raise ApiError(422, "invalid", f"{key} is given more than once", {key: "repeated"})
+        if values[0] != "":
+            params[key] = values[0]
+    try:
+        return msgspec.convert(params, typ, strict=False)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, where="query") from None
+
+
+def path_int(request: web.Request, name: str) -> int:
+    """An integer path parameter, or a 404 naming it."""
+    raw = request.match_info[name]
+    if not raw.isdigit() or len(raw) > 18:
+        raise ApiError(404, "not_found", f"{name} must be a positive integer id, not {raw!r}")
+    return int(raw)

@@ -1,0 +1,80 @@
+"""The app factory: connections are opened and closed in cleanup contexts, never at import."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import jinja2
+import redis.asyncio as redis
+from aiohttp import web
+
+from engine.accounts import Accounts
+from engine.catalog import Catalog
+from engine.db import create_pool
+from engine.keys import Keys
+from engine.settings import Settings
+from storefront import api_accounts, api_provider, api_public, openapi, ops, pages
+from storefront.api import json_response
+from storefront.appkeys import (ACCOUNTS, BACKGROUND, CATALOG, DB, EXECUTOR, KEYS, REDIS, SETTINGS,
+                                TEMPLATES)
+from storefront.auth import auth_middleware
+from storefront.middleware import error_middleware, request_id_middleware
+from storefront.templating import make_environment
+
+HERE = Path(__file__).parent
+API_MODULES = (api_public, api_accounts, api_provider)
+
+
+def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
+    """A client whose pool queues callers when all connections are busy instead of raising."""
+    pool = redis.BlockingConnectionPool.from_url(
+        url or settings.redis_url, max_connections=settings.redis_max_connections, timeout=10)
+    return redis.Redis(connection_pool=pool)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    app[EXECUTOR] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kwika-blocking")
+    app[REDIS] = redis_client(settings)
+    app[DB] = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
+    app[CATALOG] = Catalog(app[DB])
+    app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR],
+                             settings.session_ttl_seconds, settings.argon2_memory_kib,
+                             settings.argon2_time_cost)
+    try:
+        yield
+    finally:
+        await app[DB].close()
+        await app[REDIS].aclose()
+        app[EXECUTOR].shutdown(wait=True)
+
+
+def all_routes() -> list:
+    return [spec for module in API_MODULES for spec in module.api.routes]
+
+
+def create_app(settings: Settings) -> web.Application:
+    """A storefront for `settings` (whose redis_url and database_url must be set)."""
+    app = web.Application(
+        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        client_max_size=settings.max_body_bytes,
+    )
+    app[SETTINGS] = settings
+    app[KEYS] = Keys(settings.redis_prefix)
+    app[TEMPLATES] = make_environment(HERE / "templates")
+    app[BACKGROUND] = {}
+    app.cleanup_ctx.append(_resources)
+    for module in API_MODULES:
+        module.api.install(app)
+    spec = openapi.build(all_routes())
+
+    async def openapi_json(request: web.Request) -> web.Response:
+        return json_response(spec)
+
+    app.router.add_get("/api/openapi.json", openapi_json)
+    app.router.add_routes(ops.routes)
+    app.router.add_routes(pages.routes)
+    app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
+    return app

@@ -1,0 +1,123 @@
+"""Who is asking, and may they: the one authorization layer of every route.
+
+Identity comes from a Bearer API token or a signed session cookie. CSRF: a request that rides on
+the session cookie and changes something must carry the session's CSRF token (header
+`X-CSRF-Token` or form field `csrf_token`); anonymous form posts (log in, register) carry a token
+bound to a signed `kwika_csrf` cookie. Token-authenticated calls carry no ambient authority and need
+no CSRF token; anonymous JSON bodies are only accepted as `application/json`, which a cross-site
+form cannot send without a CORS preflight.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from engine.accounts import Session, User, sign, unsign
+from storefront.appkeys import (ACCOUNTS, AUTH, CSRF_ANCHOR, SESSION, SET_CSRF_COOKIE, SETTINGS,
+                                USER)
+from storefront.errors import ApiError
+
+SESSION_COOKIE = "kwika_session"
+CSRF_COOKIE = "kwika_csrf"
+UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _anon_csrf(request: web.Request, anchor: str) -> str:
+    secret = request.app[SETTINGS].secret_key
+    return hmac.new(secret.encode(), f"csrf:{anchor}".encode(), hashlib.sha256).hexdigest()
+
+
+def csrf_token(request: web.Request) -> str:
+    """The CSRF token forms of this request must carry (sets the anonymous cookie if needed)."""
+    session: Session | None = request.get(SESSION)
+    if session is not None:
+        return session.csrf
+    anchor = request.get(CSRF_ANCHOR)
+    if anchor is None:
+        anchor = secrets.token_urlsafe(18)
+        request[CSRF_ANCHOR] = anchor
+        request[SET_CSRF_COOKIE] = True
+    return _anon_csrf(request, anchor)
+
+
+@web.middleware
+async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Resolve the caller (token or session), then enforce CSRF on state-changing requests."""
+    settings = request.app[SETTINGS]
+    accounts = request.app[ACCOUNTS]
+    authorization = request.headers.get("Authorization", "")
+    if authorization:
+        scheme, _, token = authorization.partition(" ")
+        if scheme.lower() != "bearer" or not token:
+            raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <token>'")
+        user = await accounts.user_for_token(token.strip())
+        if user is None:
+            raise ApiError(401, "unauthenticated", "the API token is unknown or revoked")
+        request[USER], request[AUTH] = user, "token"
+    elif (cookie := request.cookies.get(SESSION_COOKIE)) and (sid := unsign(settings.secret_key, cookie)):
+        session = await accounts.load_session(sid)
+        if session is not None:
+            request[SESSION] = session
+            request[USER] = await accounts.get_user(session.user_id)
+            request[AUTH] = "session"
+    if (anon := request.cookies.get(CSRF_COOKIE)) and (anchor := unsign(settings.secret_key, anon)):
+        request[CSRF_ANCHOR] = anchor
+    if request.method in UNSAFE and request.get(AUTH) != "token":
+        await _check_csrf(request)
+    response = await handler(request)
+    if request.get(SET_CSRF_COOKIE):
+        response.set_cookie(CSRF_COOKIE, sign(settings.secret_key, request[CSRF_ANCHOR]),
+                            httponly=True, samesite="Lax", secure=settings.cookie_secure, path="/")
+    return response
+
+
+async def _check_csrf(request: web.Request) -> None:
+    is_form = request.content_type in FORM_TYPES
+    if request.get(SESSION) is None and not is_form:
+        return  # anonymous JSON: no ambient authority, and JSON cannot be posted cross-site
+    sent = request.headers.get("X-CSRF-Token")
+    if sent is None and is_form:
+        sent = (await request.post()).get("csrf_token")
+    if request.get(SESSION) is not None:
+        expected = request[SESSION].csrf
+    elif request.get(CSRF_ANCHOR):
+        expected = _anon_csrf(request, request[CSRF_ANCHOR])
+    else:
+        expected = None
+    if not isinstance(sent, str) or expected is None or not hmac.compare_digest(sent, expected):
+        raise ApiError(403, "csrf_failed",
+                       "the form's CSRF token is missing or stale; reload the page and try again")
+
+
+def require(request: web.Request, roles: tuple[str, ...]) -> User:
+    """The caller, when they hold one of `roles`; 401 when anonymous, 403 when not allowed."""
+    user: User | None = request.get(USER)
+    if user is None:
+        raise ApiError(401, "unauthenticated", "log in or send an API token")
+    if roles and user.role not in roles:
+        raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}")
+    return user
+
+
+def provider_scope(user: User) -> int | None:
+    """The provider id whose events `user` may change; None means any (admins)."""
+    if user.role == "admin":
+        return None
+    if user.provider_id is None:
+        raise ApiError(403, "forbidden", "this account has no provider profile")
+    return user.provider_id
+
+
+def set_session_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
+    settings = request.app[SETTINGS]
+    response.set_cookie(SESSION_COOKIE, sign(settings.secret_key, session.id), httponly=True,
+                        samesite="Lax", secure=settings.cookie_secure, path="/",
+                        max_age=settings.session_ttl_seconds)

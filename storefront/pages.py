@@ -1,0 +1,134 @@
+"""Server-rendered pages: events index and detail, calendar file, log in, register, log out."""
+
+from __future__ import annotations
+
+from urllib.parse import urlencode
+
+import msgspec
+from aiohttp import web
+
+from engine import catalog_types as t
+from engine.accounts import Credentials, Registration
+from engine.errors import DomainError, NotFound
+from storefront.api import decode_query
+from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
+from storefront.auth import SESSION_COOKIE, set_session_cookie
+from storefront.availability import with_availability
+from storefront.calendar import google_calendar_link, ics, share_links
+from storefront.errors import validation_error
+from storefront.render import render
+
+routes = web.RouteTableDef()
+
+
+@routes.get("/")
+async def home(request: web.Request) -> web.Response:
+    raise web.HTTPFound("/events")
+
+
+@routes.get("/events")
+async def events_index(request: web.Request) -> web.Response:
+    query = decode_query(request, t.EventQuery)
+    page = await request.app[CATALOG].search(query)
+    view = "list" if request.query.get("view") == "list" else "grid"
+    params = {k: v for k, v in request.query.items() if k != "page" and v}
+
+    def page_url(number: int) -> str:
+        return "/events?" + urlencode({**params, "page": number})
+
+    return render(request, "events/index.html", {
+        "page": page, "query": query, "view": view, "page_url": page_url,
+        "categories": await request.app[CATALOG].categories(),
+        "view_url": lambda v: "/events?" + urlencode({**params, "view": v}),
+    })
+
+
+@routes.get("/events/{slug}")
+async def event_detail(request: web.Request) -> web.Response:
+    event = await _published(request)
+    url = f"{request.app[SETTINGS].public_url}/events/{event.slug}"
+    return render(request, "events/detail.html", {
+        "event": event, "share": share_links(event.title, url),
+        "google_calendar": google_calendar_link(event, url), "url": url})
+
+
+@routes.get("/events/{slug}/calendar.ics")
+async def event_ics(request: web.Request) -> web.Response:
+    event = await _published(request)
+    url = f"{request.app[SETTINGS].public_url}/events/{event.slug}"
+    return web.Response(
+        text=ics(event, url), content_type="text/calendar", charset="utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{event.slug}.ics"'})
+
+
+async def _published(request: web.Request) -> t.EventDetail:
+    slug = request.match_info["slug"]
+    detail = await request.app[CATALOG].event_detail(slug=slug)
+    if detail is None:
+        raise NotFound(f"there is no event at /events/{slug}")
+    return await with_availability(request.app, detail)
+
+
+# --- accounts --------------------------------------------------------------------------------
+def _safe_next(value: str | None) -> str:
+    """Only same-site paths: `//evil.example` and absolute URLs fall back to /events."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/events"
+
+
+@routes.get("/login")
+async def login_form(request: web.Request) -> web.Response:
+    return render(request, "accounts/login.html", {"error": None, "email": "",
+                                                   "next": _safe_next(request.query.get("next"))})
+
+
+@routes.post("/login")
+async def login_submit(request: web.Request) -> web.Response:
+    form = await request.post()
+    email, next_url = str(form.get("email", "")), _safe_next(str(form.get("next", "")))
+    try:
+        creds = msgspec.convert({"email": email, "password": str(form.get("password", ""))}, Credentials)
+        user = await request.app[ACCOUNTS].authenticate(creds)
+    except (msgspec.ValidationError, DomainError) as exc:
+        message = exc.message if isinstance(exc, DomainError) else "enter your email and password"
+        return render(request, "accounts/login.html",
+                      {"error": message, "email": email, "next": next_url}, status=401)
+    session = await request.app[ACCOUNTS].open_session(user.id)
+    response = web.HTTPSeeOther(next_url)
+    set_session_cookie(request, response, session)
+    raise response
+
+
+@routes.get("/register")
+async def register_form(request: web.Request) -> web.Response:
+    return render(request, "accounts/register.html", {"errors": {}, "form": {}, "error": None})
+
+
+@routes.post("/register")
+async def register_submit(request: web.Request) -> web.Response:
+    form = {k: str(v) for k, v in (await request.post()).items() if k != "csrf_token" and v != ""}
+    try:
+        data = msgspec.convert(form, Registration)
+        user = await request.app[ACCOUNTS].register(data)
+    except msgspec.ValidationError as exc:
+        err = validation_error(exc)
+        return render(request, "accounts/register.html",
+                      {"errors": err.fields, "form": form, "error": err.message}, status=422)
+    except DomainError as exc:
+        return render(request, "accounts/register.html",
+                      {"errors": exc.fields, "form": form, "error": exc.message}, status=409)
+    session = await request.app[ACCOUNTS].open_session(user.id)
+    response = web.HTTPSeeOther("/events")
+    set_session_cookie(request, response, session)
+    raise response
+
+
+@routes.post("/logout")
+async def logout(request: web.Request) -> web.Response:
+    if (session := request.get(SESSION)) is not None:
+        await request.app[ACCOUNTS].close_session(session.id)
+    response = web.HTTPSeeOther("/events")
+    response.del_cookie(SESSION_COOKIE, path="/")
+    raise response
+

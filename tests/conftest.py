@@ -1,0 +1,116 @@
+"""Test harness: real Redis and Postgres (configured by REDIS_URL / DATABASE_URL, else embedded),
+one fresh database per test session, a Redis key prefix and empty tables per test."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+import pytest
+import redis.asyncio as redis
+from aiohttp.test_utils import TestClient, TestServer
+
+from engine.db import migrate
+from engine.embedded import Services, ensure_services
+from engine.settings import Settings, load_settings
+from storefront.app import create_app
+from tests.factories import Factory
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[Services]:
+    found = ensure_services(ROOT / ".kwika" / "test", os.environ.get("REDIS_URL"),
+                            os.environ.get("DATABASE_URL"))
+    yield found
+    found.close()
+
+
+def with_database(url: str, name: str) -> str:
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path="/" + name))
+
+
+@pytest.fixture(scope="session")
+async def database_url(services: Services) -> AsyncIterator[str]:
+    """A database of this test session's own, migrated once, dropped at the end."""
+    name = f"kwika_test_{os.getpid()}_{uuid.uuid4().hex[:6]}"
+    admin = await asyncpg.connect(with_database(services.database_url, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    url = with_database(services.database_url, name)
+    conn = await asyncpg.connect(url)
+    await migrate(conn)
+    await conn.close()
+    yield url
+    await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    await admin.close()
+
+
+@pytest.fixture(scope="session")
+async def tables(database_url: str) -> list[str]:
+    conn = await asyncpg.connect(database_url)
+    rows = await conn.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'schema_migrations'")
+    await conn.close()
+    return [r["tablename"] for r in rows]
+
+
+@pytest.fixture
+async def settings(services: Services, database_url: str, tables: list[str]) -> AsyncIterator[Settings]:
+    """Settings for one test: its own Redis key prefix; tables emptied after the test."""
+    prefix = f"kwt{uuid.uuid4().hex[:10]}"
+    yield load_settings({}, redis_url=services.redis_url, database_url=database_url,
+                        redis_prefix=prefix, secret_key="test-secret-key-0123456789",
+                        argon2_memory_kib=1024, argon2_time_cost=1, log_json=False)
+    conn = await asyncpg.connect(database_url)
+    await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    await conn.close()
+    client = redis.Redis.from_url(services.redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    if keys:
+        await client.delete(*keys)
+    await client.aclose()
+
+
+@pytest.fixture
+async def db(settings: Settings) -> AsyncIterator[asyncpg.Pool]:
+    pool = await asyncpg.create_pool(settings.database_url, min_size=1, max_size=5)
+    yield pool
+    await pool.close()
+
+
+@pytest.fixture
+async def rds(settings: Settings) -> AsyncIterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def client(settings: Settings) -> AsyncIterator[TestClient]:
+    app = create_app(settings)
+    async with TestClient(TestServer(app)) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+async def factory(client: TestClient) -> Factory:
+    return Factory(client)
+
+
+@pytest.fixture(autouse=True)
+def _no_task_left_behind() -> Iterator[None]:
+    """Fail a test whose background task died with an exception nobody looked at."""
+    errors: list[dict] = []
+    loop = asyncio.get_event_loop_policy().get_event_loop()
+    previous = loop.get_exception_handler()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    yield
+    loop.set_exception_handler(previous)
+    assert not errors, f"unhandled errors in background tasks: {errors}"
