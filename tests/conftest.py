@@ -105,10 +105,10 @@ async def factory(client: TestClient) -> Factory:
 
 
 @pytest.fixture(autouse=True)
-def _no_task_left_behind() -> Iterator[None]:
+async def _no_task_left_behind() -> AsyncIterator[None]:
     """Fail a test whose background task died with an exception nobody looked at."""
     errors: list[dict] = []
-    loop = asyncio.get_event_loop_policy().get_event_loop()
+    loop = asyncio.get_running_loop()
     previous = loop.get_exception_handler()
     loop.set_exception_handler(lambda _loop, context: errors.append(context))
     yield

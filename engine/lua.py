@@ -1,0 +1,122 @@
+"""The Lua scripts of `scripts/lua/`, loaded once by SHA and called with EVALSHA.
+
+A script may pull in shared helpers with a line `--- @include "name"`, which pastes
+`scripts/lua/includes/name.lua` in its place (the convention BullMQ uses); the result is what
+Redis runs and what the SHA is computed over. `ScriptRunner` sends concurrent calls to Redis
+together: each call still runs atomically on its own and gets its own result, but many calls
+share one round trip (automatic pipelining). A NOSCRIPT reply (after SCRIPT FLUSH or a failover)
+loads the script again and retries the call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as redis
+from redis.exceptions import NoScriptError
+
+LUA_DIR = Path(__file__).resolve().parents[1] / "scripts" / "lua"
+_INCLUDE = re.compile(r'^--- @include "([a-z_]+)"$', re.MULTILINE)
+
+
+@dataclass(frozen=True)
+class Script:
+    name: str
+    source: str
+    sha: str
+
+
+def load_script(name: str, folder: Path = LUA_DIR) -> Script:
+    """Read `name.lua` with its includes resolved."""
+    text = (folder / f"{name}.lua").read_text()
+
+    def include(match: re.Match[str]) -> str:
+        return (folder / "includes" / f"{match.group(1)}.lua").read_text()
+
+    source = _INCLUDE.sub(include, text)
+    return Script(name, source, hashlib.sha1(source.encode()).hexdigest())
+
+
+@dataclass
+class _Call:
+    script: Script
+    keys: tuple[str, ...]
+    args: tuple[Any, ...]
+    future: asyncio.Future
+
+
+class ScriptRunner:
+    """Runs scripts through `client`, batching calls made in the same moment into one pipeline.
+
+    `max_batch` bounds one pipeline; up to `max_in_flight` pipelines are on the wire at once.
+    """
+
+    def __init__(self, client: redis.Redis, *, max_batch: int = 512, max_in_flight: int = 4):
+        self.client = client
+        self.max_batch = max_batch
+        self._queue: deque[_Call] = deque()
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._scheduled = False
+        self._tasks: set[asyncio.Task] = set()
+
+    async def run(self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+        future = asyncio.get_running_loop().create_future()
+        self._queue.append(_Call(script, keys, args, future))
+        if not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._start_flush)
+        return await future
+
+    def _start_flush(self) -> None:
+        self._scheduled = False
+        task = asyncio.create_task(self._flush())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        async with self._slots:
+            while self._queue:
+                batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+                await self._send(batch)
+
+    async def _send(self, batch: list[_Call]) -> None:
+        try:
+            results = await self._pipeline(batch)
+            missing = [i for i, r in enumerate(results) if isinstance(r, NoScriptError)]
+            if missing:
+                for script in {batch[i].script.name: batch[i].script for i in missing}.values():
+                    await self.client.script_load(script.source)
+                retried = await self._pipeline([batch[i] for i in missing])
+                for i, r in zip(missing, retried):
+                    results[i] = r
+        except BaseException as exc:  # connection lost, cancelled: every caller hears of it
+            for call in batch:
+                if not call.future.done():
+                    call.future.set_exception(exc if isinstance(exc, Exception)
+                                              else ConnectionError("pipeline cancelled"))
+            if not isinstance(exc, Exception):
+                raise
+            return
+        for call, result in zip(batch, results):
+            if call.future.done():
+                continue
+            if isinstance(result, Exception):
+                call.future.set_exception(result)
+            else:
+                call.future.set_result(result)
+
+    async def _pipeline(self, batch: list[_Call]) -> list[Any]:
+        pipe = self.client.pipeline(transaction=False)
+        for call in batch:
+            pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+        return await pipe.execute(raise_on_error=False)
+
+    async def close(self) -> None:
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
