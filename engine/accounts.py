@@ -34,6 +34,17 @@ Name = Annotated[str, Meta(min_length=1, max_length=120)]
 
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW = 900
+TOKEN_TOUCH_SECONDS = 60  # last_used_at is refreshed at most this often (no write per request)
+
+# Reserve one login attempt atomically: count it, and (while under the limit) restart the window.
+# Parallel guesses each get their own number, so no more than the limit are ever checked.
+_RESERVE_ATTEMPT = """
+local n = redis.call('INCR', KEYS[1])
+if n <= tonumber(ARGV[1]) or redis.call('TTL', KEYS[1]) < 0 then
+    redis.call('EXPIRE', KEYS[1], ARGV[2])
+end
+return n
+"""
 
 
 class Registration(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -99,6 +110,7 @@ class Accounts:
         self.keys = keys
         self.executor = executor
         self.session_ttl = session_ttl
+        self._reserve_attempt = redis_client.register_script(_RESERVE_ATTEMPT)
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
@@ -139,7 +151,9 @@ class Accounts:
         """The user for these credentials, or Unauthenticated (same answer for unknown email)."""
         email = creds.email.strip().lower()
         fail_key = self.keys.login_failures(email)
-        if int(await self.redis.get(fail_key) or 0) >= LOGIN_FAILURE_LIMIT:
+        attempts = await self._reserve_attempt(keys=[fail_key],
+                                               args=[LOGIN_FAILURE_LIMIT, LOGIN_FAILURE_WINDOW])
+        if int(attempts) > LOGIN_FAILURE_LIMIT:
             raise Unauthenticated("too many failed logins; try again in 15 minutes",
                                   code="too_many_attempts")
         row = await self.pool.fetchrow(
@@ -150,9 +164,7 @@ class Accounts:
             ok = row is not None
         except (VerificationError, InvalidHashError):
             ok = False
-        if not ok:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                await pipe.incr(fail_key).expire(fail_key, LOGIN_FAILURE_WINDOW).execute()
+        if not ok:  # the reserved attempt stays counted
             raise Unauthenticated("email or password is wrong", code="bad_credentials")
         await self.redis.delete(fail_key)
         if self.hasher.check_needs_rehash(stored):
@@ -205,10 +217,31 @@ class Accounts:
             raise NotFound(f"no active token with id {token_id}")
 
     async def user_for_token(self, token: str) -> User | None:
+        """The active user of an unrevoked token, else None."""
         user_id = await self.pool.fetchval(
-            "UPDATE api_tokens SET last_used_at = now() WHERE token_hash = $1 AND revoked_at IS NULL "
-            "RETURNING user_id", _token_digest(token))
-        return await self.get_user(user_id) if user_id else None
+            "WITH t AS (SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t "
+            "           JOIN users u ON u.id = t.user_id "
+            "           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.is_active), "
+            "bump AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id "
+            "         AND (t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => $2))) "
+            "SELECT user_id FROM t", _token_digest(token), TOKEN_TOUCH_SECONDS)
+        if user_id is None:
+            return None
+        try:
+            return await self.get_user(user_id)
+        except NotFound:  # deactivated meanwhile
+            return None
+
+    async def user_for_session(self, session_id: str) -> tuple[Session, User] | None:
+        """The session and its (active) user; a session of a deactivated user is closed."""
+        session = await self.load_session(session_id)
+        if session is None:
+            return None
+        try:
+            return session, await self.get_user(session.user_id)
+        except NotFound:
+            await self.close_session(session_id)
+            return None
 
 
 def sign(secret: str, value: str) -> str:
@@ -219,8 +252,10 @@ def sign(secret: str, value: str) -> str:
 
 def unsign(secret: str, signed: str) -> str | None:
     """The value of `sign` output when its tag is right (constant-time check), else None."""
+    if not signed.isascii():  # ours always are; compare_digest refuses non-ASCII str
+        return None
     value, _, mac = signed.rpartition(".")
     if not value:
         return None
     expected = sign(secret, value).rpartition(".")[2]
-    return value if hmac.compare_digest(mac, expected) else None
+    return value if hmac.compare_digest(mac.encode(), expected.encode()) else None

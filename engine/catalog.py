@@ -7,10 +7,12 @@ fragments with numbered parameters, never from input text.
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
-from collections.abc import Iterable
-from datetime import datetime, timezone
+import zoneinfo
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -69,6 +71,25 @@ def _check_dates(starts_at: datetime, ends_at: datetime) -> None:
         raise Invalid("ends_at must be after starts_at", fields={"ends_at": "must be after starts_at"})
 
 
+@functools.cache
+def _zones() -> frozenset[str]:
+    # "localtime" and friends are files in the zone directory, not IANA zone names
+    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules", "Factory"}
+
+
+def _check_timezone(name: str) -> None:
+    if name not in _zones():
+        raise Invalid(f"{name!r} is not an IANA time zone (e.g. Africa/Blantyre)",
+                      fields={"timezone": "unknown time zone"})
+
+
+def _check_position(latitude: float | None, longitude: float | None) -> None:
+    if (latitude is None) != (longitude is None):
+        missing = "longitude" if longitude is None else "latitude"
+        raise Invalid("latitude and longitude go together: give both or neither",
+                      fields={missing: "required with the other coordinate"})
+
+
 def _check_window(opens_at: datetime | None, closes_at: datetime | None) -> None:
     for name, value in (("opens_at", opens_at), ("closes_at", closes_at)):
         if value is not None and value.tzinfo is None:
@@ -92,6 +113,8 @@ class Catalog:
     # --- events -------------------------------------------------------------------------------
     async def create_event(self, provider_id: int, data: t.EventCreate) -> t.Event:
         _check_dates(data.starts_at, data.ends_at)
+        _check_timezone(data.timezone)
+        _check_position(data.latitude, data.longitude)
         fields = msgspec.structs.asdict(data)
         explicit_slug = fields.pop("slug")
         base = explicit_slug or slugify(data.title)
@@ -130,6 +153,10 @@ class Catalog:
                               fields={"requires_seating": "fixed after publishing"})
             _check_dates(changes.get("starts_at", current.starts_at),
                          changes.get("ends_at", current.ends_at))
+            if "timezone" in changes:
+                _check_timezone(changes["timezone"])
+            _check_position(changes.get("latitude", current.latitude),
+                            changes.get("longitude", current.longitude))
             assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
             try:
                 row = await conn.fetchrow(
@@ -210,11 +237,12 @@ class Catalog:
 
     # --- packages -----------------------------------------------------------------------------
     async def create_package(self, owner: int | None, event_id: int, data: t.PackageCreate) -> t.Package:
-        _check_window(data.opens_at, data.closes_at)
-        _check_order_limits(data.min_per_order, data.max_per_order)
         fields = msgspec.structs.asdict(data)
         async with self.pool.acquire() as conn, conn.transaction():
+            # ownership first: another provider learns nothing from their input being checked
             event = await self._owned_event(conn, owner, event_id, for_update=True)
+            _check_window(data.opens_at, data.closes_at)
+            _check_order_limits(data.min_per_order, data.max_per_order)
             if event.status in ("cancelled", "completed"):
                 raise InvalidTransition(f"a {event.status} event takes no new packages")
             columns = ["event_id", *fields]
@@ -234,12 +262,13 @@ class Catalog:
 
     async def update_package(
         self, owner: int | None, event_id: int, package_id: int, patch: t.PackageUpdate,
-        min_capacity: int = 0,
+        before_commit: Callable[[t.Event, t.Package], Awaitable[None]] | None = None,
     ) -> t.Package:
-        """Change a package; `min_capacity` is what is already held + sold (capacity floor)."""
+        """Change a package. `before_commit(event, new package)` runs inside the transaction
+        (the on-sale stock is updated there): if it raises, nothing changes."""
         changes = _set_fields(patch)
         async with self.pool.acquire() as conn, conn.transaction():
-            await self._owned_event(conn, owner, event_id, for_update=True)
+            event = await self._owned_event(conn, owner, event_id, for_update=True)
             row = await conn.fetchrow(
                 f"SELECT {_PACKAGE_COLUMNS} FROM ticket_packages WHERE id = $1 AND event_id = $2 "
                 "FOR UPDATE", package_id, event_id)
@@ -252,9 +281,6 @@ class Catalog:
                           changes.get("closes_at", current.closes_at))
             _check_order_limits(changes.get("min_per_order", current.min_per_order),
                                 changes.get("max_per_order", current.max_per_order))
-            if changes.get("capacity", current.capacity) < min_capacity:
-                raise Invalid(f"capacity cannot go below the {min_capacity} tickets already held "
-                              "or sold", fields={"capacity": f"at least {min_capacity}"})
             assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
             try:
                 row = await conn.fetchrow(
@@ -265,7 +291,10 @@ class Catalog:
                     raise Conflict("this event already has a package with that name",
                                    code="package_name_taken", fields={"name": "already used"}) from None
                 raise
-            return _package(row)
+            updated = _package(row)
+            if before_commit is not None:
+                await before_commit(event, updated)
+            return updated
 
     async def packages(self, event_id: int, conn: Any = None) -> list[t.Package]:
         rows = await (conn or self.pool).fetch(
@@ -276,11 +305,11 @@ class Catalog:
     # --- sections and seats ------------------------------------------------------------------
     async def create_section(self, owner: int | None, event_id: int, data: t.SectionCreate) -> t.Section:
         seats = generate_seats(data)
-        if not seats:
-            raise Invalid("a section needs seats: give rows and seats_per_row, or custom_seats",
-                          fields={"rows": "no seats to generate"})
         async with self.pool.acquire() as conn, conn.transaction():
             event = await self._owned_event(conn, owner, event_id, for_update=True)
+            if not seats:
+                raise Invalid("a section needs seats: give rows and seats_per_row, or custom_seats",
+                              fields={"rows": "no seats to generate"})
             if not event.requires_seating:
                 raise Invalid("this event is not seated; set requires_seating while it is a draft",
                               code="not_seated")
@@ -316,11 +345,11 @@ class Catalog:
     async def block_seats(self, owner: int | None, event_id: int, data: t.SeatBlock) -> list[int]:
         """Block (or unblock) available seats; returns the seat ids changed."""
         wanted = set(data.seat_ids)
-        if len(wanted) != len(data.seat_ids):
-            raise Invalid("seat_ids lists a seat twice", fields={"seat_ids": "duplicates"})
         src, dst = ("available", "blocked") if data.blocked else ("blocked", "available")
         async with self.pool.acquire() as conn, conn.transaction():
             await self._owned_event(conn, owner, event_id, for_update=True)
+            if len(wanted) != len(data.seat_ids):
+                raise Invalid("seat_ids lists a seat twice", fields={"seat_ids": "duplicates"})
             rows = await conn.fetch(
                 "SELECT s.id, s.status FROM seats s JOIN sections c ON c.id = s.section_id "
                 "WHERE c.event_id = $1 AND s.id = ANY($2::bigint[]) FOR UPDATE OF s",
@@ -388,7 +417,7 @@ class Catalog:
             provider_name=row["provider_name"])
 
     async def search(self, query: t.EventQuery, now: datetime | None = None) -> t.EventPage:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         where, args = _search_filters(query, now)
         direction = (query.order or ("desc" if query.sort == "popularity" else "asc")).upper()
         order_by = {
@@ -441,9 +470,10 @@ def _search_filters(query: t.EventQuery, now: datetime) -> tuple[list[str], list
         args.append(value)
         return f"${len(args)}"
 
-    if query.q:
-        words = " & ".join(re.sub(r"[^\w]", "", w) + ":*" for w in query.q.split() if re.sub(r"[^\w]", "", w))
-        like = "%" + query.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+    q = (query.q or "").strip()
+    if q:
+        words = " & ".join(re.sub(r"[^\w]", "", w) + ":*" for w in q.split() if re.sub(r"[^\w]", "", w))
+        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         if words:
             where.append(
                 "(to_tsvector('simple', e.title || ' ' || e.description || ' ' || e.venue || ' ' || "
@@ -454,6 +484,8 @@ def _search_filters(query: t.EventQuery, now: datetime) -> tuple[list[str], list
         where.append(f"e.category = {arg(query.category)}")
     if query.city:
         where.append(f"lower(e.city) = lower({arg(query.city.strip())})")
+    if query.date_from and query.date_to and query.date_to < query.date_from:
+        raise Invalid("date_to must not be before date_from", fields={"date_to": "before date_from"})
     if query.date_from or query.date_to:
         if query.date_from:
             where.append(f"e.ends_at >= {arg(query.date_from)}")
@@ -461,13 +493,19 @@ def _search_filters(query: t.EventQuery, now: datetime) -> tuple[list[str], list
             where.append(f"e.starts_at <= {arg(query.date_to)}")
     else:
         where.append(f"e.ends_at >= {arg(now)}")  # upcoming and running events by default
+    if (query.lat is None) != (query.lng is None):
+        missing = "lng" if query.lng is None else "lat"
+        raise Invalid("lat and lng go together: give both or neither",
+                      fields={missing: "required with the other coordinate"})
     if query.lat is not None and query.lng is not None:
-        # great-circle distance (haversine) in km; no PostGIS needed for a radius filter
+        # great-circle distance (haversine) in km; no PostGIS needed for a radius filter.
+        # least(1, ...) keeps rounding at the antipode inside asin's domain.
         lat, lng, radius = arg(query.lat), arg(query.lng), arg(query.radius_km)
         where.append(
-            f"e.latitude IS NOT NULL AND 2 * 6371 * asin(sqrt(power(sin(radians(e.latitude - {lat}) / 2), 2)"
+            f"e.latitude IS NOT NULL AND e.longitude IS NOT NULL AND 2 * 6371 * asin(least(1.0, "
+            f"sqrt(power(sin(radians(e.latitude - {lat}) / 2), 2)"
             f" + cos(radians({lat})) * cos(radians(e.latitude)) * "
-            f"power(sin(radians(e.longitude - {lng}) / 2), 2))) <= {radius}")
+            f"power(sin(radians(e.longitude - {lng}) / 2), 2)))) <= {radius}")
     return where, args
 
 

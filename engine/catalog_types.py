@@ -7,7 +7,7 @@ Money is in minor units (tambala for MWK, cents for USD) as integers; times are 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -32,6 +32,10 @@ PerOrder = Annotated[int, Meta(ge=1, le=1000)]
 SortOrder = Annotated[int, Meta(ge=-10_000, le=10_000)]
 Id = Annotated[int, Meta(ge=1, le=2**62)]
 Modifier = Annotated[int, Meta(ge=-(10**9), le=10**9)]
+# times sent by callers must carry an offset: a naive time is ambiguous and refused (422)
+AwareDatetime = Annotated[datetime, Meta(tz=True)]
+# an IANA zone name; the catalog checks it names a real zone
+TimeZone = Annotated[str, Meta(min_length=1, max_length=64)]
 
 
 class Input(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -41,8 +45,8 @@ class Input(Struct, forbid_unknown_fields=True, kw_only=True):
 # --- provider input ---------------------------------------------------------------------------
 class EventCreate(Input):
     title: Title
-    starts_at: datetime
-    ends_at: datetime
+    starts_at: AwareDatetime
+    ends_at: AwareDatetime
     slug: Slug | None = None
     description: LongText = ""
     category: Category = "other"
@@ -51,7 +55,7 @@ class EventCreate(Input):
     city: ShortText = ""
     latitude: Latitude | None = None
     longitude: Longitude | None = None
-    timezone: Annotated[str, Meta(min_length=1, max_length=64)] = "Africa/Blantyre"
+    timezone: TimeZone = "Africa/Blantyre"
     cover_image_url: Url | None = None
     requires_seating: bool = False
     allow_guest_checkout: bool = True
@@ -69,9 +73,9 @@ class EventUpdate(Input):
     city: ShortText | UnsetType = UNSET
     latitude: Latitude | None | UnsetType = UNSET
     longitude: Longitude | None | UnsetType = UNSET
-    starts_at: datetime | UnsetType = UNSET
-    ends_at: datetime | UnsetType = UNSET
-    timezone: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+    starts_at: AwareDatetime | UnsetType = UNSET
+    ends_at: AwareDatetime | UnsetType = UNSET
+    timezone: TimeZone | UnsetType = UNSET
     cover_image_url: Url | None | UnsetType = UNSET
     requires_seating: bool | UnsetType = UNSET
     allow_guest_checkout: bool | UnsetType = UNSET
@@ -82,8 +86,8 @@ class EventUpdate(Input):
 class Postpone(Input):
     """New dates are optional: a postponement may be announced before the new date is known."""
 
-    starts_at: datetime | None = None
-    ends_at: datetime | None = None
+    starts_at: AwareDatetime | None = None
+    ends_at: AwareDatetime | None = None
 
 
 class PackageCreate(Input):
@@ -94,8 +98,8 @@ class PackageCreate(Input):
     min_per_order: PerOrder = 1
     max_per_order: PerOrder = 10
     per_buyer_limit: PerOrder | None = None
-    opens_at: datetime | None = None
-    closes_at: datetime | None = None
+    opens_at: AwareDatetime | None = None
+    closes_at: AwareDatetime | None = None
     sort_order: SortOrder = 0
 
 
@@ -107,8 +111,8 @@ class PackageUpdate(Input):
     min_per_order: PerOrder | UnsetType = UNSET
     max_per_order: PerOrder | UnsetType = UNSET
     per_buyer_limit: PerOrder | None | UnsetType = UNSET
-    opens_at: datetime | None | UnsetType = UNSET
-    closes_at: datetime | None | UnsetType = UNSET
+    opens_at: AwareDatetime | None | UnsetType = UNSET
+    closes_at: AwareDatetime | None | UnsetType = UNSET
     sort_order: SortOrder | UnsetType = UNSET
     is_active: bool | UnsetType = UNSET
 
@@ -229,12 +233,18 @@ class EventPage(Struct, kw_only=True):
 
 
 class EventQuery(Input):
-    """Filters of `GET /api/events`; everything is optional."""
+    """Filters of `GET /api/events`; everything is optional.
+
+    `date_from` / `date_to` take a time with an offset, or a bare `YYYY-MM-DD` (what a date
+    input sends), read as the start / the end of that day in UTC (see `DAY_BOUNDS`).
+    """
+
+    DAY_BOUNDS: ClassVar[dict[str, str]] = {"date_from": "T00:00:00Z", "date_to": "T23:59:59.999999Z"}
 
     q: Annotated[str, Meta(max_length=200)] | None = None
     category: Category | None = None
-    date_from: datetime | None = None
-    date_to: datetime | None = None
+    date_from: AwareDatetime | None = None
+    date_to: AwareDatetime | None = None
     city: Annotated[str, Meta(max_length=100)] | None = None
     lat: Latitude | None = None
     lng: Longitude | None = None

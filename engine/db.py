@@ -44,7 +44,7 @@ def discover(folder: Path = MIGRATIONS_DIR) -> list[Migration]:
         match = _NAME.match(path.name)
         if not match:
             raise MigrationError(f"{path.name}: migration files are named NNNN_name.sql")
-        found.append(Migration(int(match.group(1)), path.name, path.read_text()))
+        found.append(Migration(int(match.group(1)), path.name, path.read_text(encoding="utf-8")))
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise MigrationError("two migration files share a version number")
@@ -66,28 +66,33 @@ async def migrate(conn: asyncpg.Connection, folder: Path = MIGRATIONS_DIR) -> li
         applied = {
             r["version"]: r for r in await conn.fetch("SELECT * FROM schema_migrations")
         }
-        done: list[str] = []
+        # every applied file must be unchanged before anything new is applied
         for m in migrations:
             row = applied.get(m.version)
-            if row is not None:
-                if row["checksum"] != m.checksum:
-                    raise MigrationError(
-                        f"{m.name} was changed after it was applied; add a new migration instead"
-                    )
+            if row is not None and row["checksum"] != m.checksum:
+                raise MigrationError(
+                    f"{m.name} was changed after it was applied; add a new migration instead")
+        done: list[str] = []
+        for m in migrations:
+            if m.version in applied:
                 continue
-            async with conn.transaction():
-                await conn.execute(m.sql)
-                await conn.execute(
-                    "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    m.version, m.name, m.checksum,
-                )
+            try:
+                async with conn.transaction():
+                    await conn.execute(m.sql)
+                    await conn.execute(
+                        "INSERT INTO schema_migrations (version, name, checksum) "
+                        "VALUES ($1, $2, $3)", m.version, m.name, m.checksum)
+            except asyncpg.PostgresError as exc:
+                raise MigrationError(f"{m.name} failed and was rolled back: "
+                                     f"{type(exc).__name__}: {exc}") from exc
             log.info("applied migration %s", m.name)
             done.append(m.name)
         return done
     finally:
-        await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_ID)
+        if not conn.is_closed():
+            await conn.execute("SELECT pg_advisory_unlock($1)", _ADVISORY_LOCK_ID)
 
 
 async def create_pool(dsn: str, min_size: int = 1, max_size: int = 20) -> asyncpg.Pool:
-    """A pool with JSON codecs; the caller closes it."""
+    """A connection pool; the caller closes it."""
     return await asyncpg.create_pool(dsn, min_size=min_size, max_size=max_size)

@@ -5,7 +5,8 @@ Idempotent: a second run finds the demo provider and changes nothing."""
 from __future__ import annotations
 
 import logging
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from engine import catalog_types as t
 from engine.accounts import Accounts, Registration
@@ -20,7 +21,7 @@ DEMO_PASSWORD = "kwika-demo-pass"
 
 async def load_demo(catalog: Catalog, accounts: Accounts, now: datetime | None = None) -> bool:
     """Create the demo data unless it exists; True when created."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     exists = await catalog.pool.fetchval(
         "SELECT 1 FROM users WHERE lower(email) = $1", PROVIDER_EMAIL)
     if exists:
@@ -33,7 +34,9 @@ async def load_demo(catalog: Catalog, accounts: Accounts, now: datetime | None =
     await accounts.register(Registration(email=ADMIN_EMAIL, name="Demo Admin",
                                          password=DEMO_PASSWORD), role="admin")
     pid = provider.provider_id
-    day = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    # midnight in the events' own zone (Malawi keeps UTC+2 all year), so "hours=14" is 14:00 there
+    day = now.astimezone(ZoneInfo("Africa/Blantyre")).replace(hour=0, minute=0, second=0,
+                                                               microsecond=0)
 
     festival = await catalog.create_event(pid, t.EventCreate(
         title="Lake of Stars Festival", slug="lake-of-stars-festival", category="music",
@@ -47,8 +50,9 @@ async def load_demo(catalog: Catalog, accounts: Accounts, now: datetime | None =
                                   "max_per_order": 4, "per_buyer_limit": 4}),
         ("General Admission", 4_500_000, 5_000, {"description": "Three-day pass"}),
         ("Early Bird", 3_000_000, 500, {"description": "Three-day pass at the early price",
-                                        "opens_at": now - timedelta(days=1),
-                                        "closes_at": now + timedelta(days=14),
+                                        "opens_at": day - timedelta(days=1),
+                                        "closes_at": day + timedelta(days=14, hours=23,
+                                                                     minutes=59),
                                         "per_buyer_limit": 2, "max_per_order": 2}),
     ):
         await catalog.create_package(pid, festival.id, t.PackageCreate(

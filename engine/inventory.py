@@ -9,7 +9,7 @@ in exactly one state: available, blocked, held by one hold, or sold to one order
 from __future__ import annotations
 
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
@@ -140,7 +140,7 @@ def _ms(dt: datetime | None) -> int:
 
 
 def _dt(ms: int) -> datetime:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return datetime.fromtimestamp(ms / 1000, tz=UTC)
 
 
 def _lists(value):  # cjson encodes an empty Lua table as {}
@@ -172,9 +172,15 @@ class Inventory:
         self.hold_ttl_ms = hold_ttl_seconds * 1000
         self.runner = runner or ScriptRunner(client)
         self.scripts: dict[str, Script] = {name: load_script(name) for name in SCRIPTS}
+        self._event_keys: dict[int, tuple[str, ...]] = {}
 
     def event_keys(self, event_id: int) -> tuple[str, ...]:
-        return tuple(self.keys.event(event_id, name) for name in EVENT_KEYS)
+        keys = self._event_keys.get(event_id)
+        if keys is None:
+            if len(self._event_keys) > 10_000:
+                self._event_keys.clear()
+            keys = self._event_keys[event_id] = tuple(self.keys.event(event_id, n) for n in EVENT_KEYS)
+        return keys
 
     async def _run(self, name: str, event_id: int, *args) -> dict:
         raw = await self.runner.run(self.scripts[name], self.event_keys(event_id), args)
@@ -233,7 +239,7 @@ class Inventory:
         if raw is None:
             return None
         hold = _hold(event_id, msgspec.convert(_decode(b'{"hold":' + raw + b"}")["hold"], _RawHold))
-        return hold if hold.expires_at > datetime.now(timezone.utc) else None
+        return hold if hold.expires_at > datetime.now(UTC) else None
 
     async def release(self, event_id: int, hold_id: str, buyer: str) -> None:
         result = await self._run("release", event_id, hold_id, buyer)

@@ -9,6 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 
+def _untag(text: str) -> str:
+    return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
     """Key builders under one prefix (`kw` in production; a per-test prefix in the suite)."""
@@ -21,8 +25,12 @@ class Keys:
         return f"{self.prefix}:session:{session_id}"
 
     def login_failures(self, email: str) -> str:
-        """Counter of failed logins for one address (throttling), expires by itself."""
-        return f"{self.prefix}:loginfail:{email}"
+        """Counter of failed logins for one address (throttling), expires by itself.
+
+        The address is case-folded (one counter per mailbox) and its braces escaped, so user input
+        never forms a Cluster hash tag.
+        """
+        return f"{self.prefix}:loginfail:{_untag(email.strip().lower())}"
 
     # --- one event (hash-tagged) ----------------------------------------------------------
     @staticmethod

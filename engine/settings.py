@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import os
 import secrets as _secrets
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 
@@ -47,14 +48,20 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     argon2_memory_kib: int = 65_536
     argon2_time_cost: int = 3
 
-    def __repr__(self) -> str:  # never print the secret key
+    def _redacted(self) -> dict[str, Any]:
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
         fields["secret_key"] = "**********" if self.secret_key else ""
         for url_field in ("redis_url", "database_url"):
             fields[url_field] = redact_url(fields[url_field])
-        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in fields.items()) + ")"
+        return fields
+
+    def __repr__(self) -> str:  # never print the secret key or a URL's password
+        return "Settings(" + ", ".join(f"{k}={v!r}" for k, v in self._redacted().items()) + ")"
 
     __str__ = __repr__
+
+    def __rich_repr__(self) -> Iterator[tuple[str, Any]]:  # msgspec's default shows every value
+        yield from self._redacted().items()
 
 
 # environment variable -> settings field
@@ -96,14 +103,37 @@ _BOUNDS: dict[str, tuple[int, int]] = {
 }
 
 
+_SECRET_PARAMS = frozenset({"password", "pass", "passwd", "pwd", "secret", "token",
+                            "sslpassword", "passfile"})
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
+_TRUE = frozenset({"1", "true", "yes", "on"})
+_FALSE = frozenset({"0", "false", "no", "off"})
+
+
 def redact_url(url: str | None) -> str | None:
-    """`redis://:pw@host` -> `redis://:***@host`, so URLs can be logged."""
-    if not url or "@" not in url or "://" not in url:
+    """`redis://:pw@host` -> `redis://:***@host`, so URLs can be logged.
+
+    A password in the query (`?password=...`, which libpq and redis-py accept) is masked too.
+    """
+    if not url or "://" not in url:
         return url
     scheme, rest = url.split("://", 1)
-    creds, host = rest.rsplit("@", 1)
-    user = creds.split(":", 1)[0]
-    return f"{scheme}://{user}:***@{host}"
+    # the authority ends at the first / ? or #; a password may itself hold an unencoded '@'
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    authority, tail = rest[:end], rest[end:]
+    if "@" in authority:
+        creds, host = authority.rsplit("@", 1)
+        if ":" in creds:  # a user name alone is no secret
+            authority = f"{creds.split(':', 1)[0]}:***@{host}"
+    if "?" in tail:
+        path, _, query = tail.partition("?")
+        query, hash_mark, fragment = query.partition("#")
+        pairs = parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
+            query = urlencode([(k, "***" if k.lower() in _SECRET_PARAMS else v) for k, v in pairs],
+                              safe="*")
+        tail = f"{path}?{query}{hash_mark}{fragment}"
+    return f"{scheme}://{authority}{tail}"
 
 
 def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
@@ -113,9 +143,18 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     """
     env = os.environ if env is None else env
     raw: dict[str, Any] = {}
+    bools = {f.name for f in msgspec.structs.fields(Settings) if f.type is bool}
     for var, field in ENV_VARS.items():
         value = env.get(var)
-        if value is not None and value != "":
+        if value is None or value.strip() == "":
+            continue
+        value = value.strip()
+        if field in bools:
+            word = value.lower()
+            if word not in _TRUE | _FALSE:
+                raise SettingsError(f"{var} is malformed: expected true or false, got {value!r}")
+            raw[field] = word in _TRUE
+        else:
             raw[field] = value
     raw.update({k: v for k, v in overrides.items() if v is not None})
     try:
@@ -128,13 +167,26 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
             raise SettingsError(f"{_FIELD_TO_ENV[field]}={value} is out of range [{lo}, {hi}]")
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("KWIKA_DB_POOL_MIN must not exceed KWIKA_DB_POOL_MAX")
+    level = settings.log_level.upper()
+    if level not in _LOG_LEVELS:
+        raise SettingsError(f"KWIKA_LOG_LEVEL={settings.log_level!r} is not one of "
+                            + ", ".join(_LOG_LEVELS))
+    public_url = settings.public_url.rstrip("/")
+    if not public_url.startswith(("http://", "https://")) or len(public_url) <= len("https://"):
+        raise SettingsError(f"KWIKA_PUBLIC_URL={settings.public_url!r} must be an absolute "
+                            "http(s) URL")
+    for url_field in ("redis_url", "database_url"):
+        url = getattr(settings, url_field)
+        if url is not None and "://" not in url:
+            raise SettingsError(f"{_FIELD_TO_ENV[url_field]}={redact_url(url)!r} is not a URL")
+    settings = msgspec.structs.replace(settings, log_level=level, public_url=public_url)
     if not settings.secret_key:
         # Development default: random per process start unless configured. Sessions do not
         # survive a restart, which is the safe failure; production sets KWIKA_SECRET_KEY.
         settings = msgspec.structs.replace(settings, secret_key=_secrets.token_urlsafe(32))
     elif len(settings.secret_key) < 16:
         raise SettingsError("KWIKA_SECRET_KEY must be at least 16 characters")
-    return settings
+    return msgspec.structs.replace(settings, secret_key=Secret(settings.secret_key))
 
 
 def _explain(message: str) -> str:

@@ -13,6 +13,7 @@ import logging
 import multiprocessing
 import os
 import secrets
+import signal
 import socket
 import sys
 from pathlib import Path
@@ -72,24 +73,42 @@ async def _migrate_and_seed(settings: Settings, demo: bool) -> None:
         await conn_pool.close()
 
 
-def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
+async def _serve_until_signalled(settings: Settings, sock: socket.socket | None) -> None:
+    """Serve until SIGINT or SIGTERM, then shut down once: repeated signals (Ctrl-C reaches
+    every process of the group, and the parent also forwards SIGTERM) do not cut the cleanup."""
     from aiohttp import web
 
     from storefront.app import create_app
 
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=10)
+    await runner.setup()
+    try:
+        site = (web.SockSite(runner, sock) if sock
+                else web.TCPSite(runner, settings.host, settings.port))
+        await site.start()
+        await stop.wait()
+        log.info("stopping (pid %d)", os.getpid())
+    finally:
+        await runner.cleanup()
+
+
+def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
     setup_logging(settings.log_level, settings.log_json)
     _uvloop()
-    web.run_app(create_app(settings), sock=sock, host=None if sock else settings.host,
-                port=None if sock else settings.port, print=None, access_log=None,
-                shutdown_timeout=10)
+    asyncio.run(_serve_until_signalled(settings, sock))
 
 
-def serve(settings: Settings) -> None:
-    """Serve on host:port with `settings.workers` processes sharing one listening socket."""
+def serve(settings: Settings) -> int:
+    """Serve on host:port with `settings.workers` processes sharing one listening socket; return
+    the exit status (0 after a SIGINT/SIGTERM shutdown)."""
     log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
     if settings.workers == 1:
         _serve_one(settings, None)
-        return
+        return 0
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((settings.host, settings.port))
@@ -100,12 +119,28 @@ def serve(settings: Settings) -> None:
              for _ in range(settings.workers)]
     for p in procs:
         p.start()
+
+    def forward(signum: int, _frame: object) -> None:
+        # the workers stop on SIGTERM; the parent waits for them, then stops embedded servers
+        for p in procs:
+            if p.pid is not None and p.exitcode is None:
+                try:
+                    os.kill(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
         for p in procs:
             p.join()
-    except KeyboardInterrupt:
-        for p in procs:
-            p.join()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        sock.close()
+    failed = [p.exitcode for p in procs if p.exitcode not in (0, -signal.SIGTERM)]
+    if failed:
+        log.error("worker(s) exited with %s", failed)
+    return 1 if failed else 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level, settings.log_json)
 
+    services = None
     if args.command == "up" or (args.command == "migrate" and not settings.database_url):
         data_dir = Path(settings.data_dir).resolve()
         services = ensure_services(data_dir, settings.redis_url, settings.database_url)
@@ -144,12 +180,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command in ("up", "migrate"):
             asyncio.run(_migrate_and_seed(settings, demo=getattr(args, "demo", False)))
+        if args.command in ("up", "serve"):
+            return serve(settings)
+        return 0
     except MigrationError as exc:
         print(f"kwika: {exc}", file=sys.stderr)
         return 1
-    if args.command in ("up", "serve"):
-        serve(settings)
-    return 0
+    finally:
+        if services is not None:
+            services.close()  # stop the embedded servers now, not only at interpreter exit
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,13 +118,29 @@ async def decode_body(request: web.Request, typ: type) -> Any:
     try:
         return msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
+        # msgspec checks types while it parses, so a truncated body can fail on a field first:
+        # only well-formed JSON gets a 422
+        try:
+            msgspec.json.decode(raw)
+        except (msgspec.DecodeError, UnicodeDecodeError) as bad:
+            raise ApiError(400, "malformed_json", f"the body is not valid JSON: {bad}") from None
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
+    except UnicodeDecodeError:
+        raise ApiError(400, "malformed_json", "the body is not valid UTF-8") from None
+
+
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 def decode_query(request: web.Request, typ: type) -> Any:
-    """Query parameters as `typ` (strings converted to the declared types)."""
+    """Query parameters as `typ` (strings converted to the declared types).
+
+    A bare `YYYY-MM-DD` for a parameter listed in the type's `DAY_BOUNDS` gets that time of day
+    appended (what an HTML date input sends).
+    """
+    day_bounds: dict[str, str] = getattr(typ, "DAY_BOUNDS", {})
     params: dict[str, Any] = {}
     for key in request.query:
         values = request.query.getall(key)
@@ -131,6 +148,8 @@ def decode_query(request: web.Request, typ: type) -> Any:
             raise ApiError(422, "invalid", f"{key} is given more than once", {key: "repeated"})
         if values[0] != "":
             params[key] = values[0]
+            if key in day_bounds and _DAY.match(values[0]):
+                params[key] = values[0] + day_bounds[key]
     try:
         return msgspec.convert(params, typ, strict=False)
     except msgspec.ValidationError as exc:
@@ -140,6 +159,6 @@ def decode_query(request: web.Request, typ: type) -> Any:
 def path_int(request: web.Request, name: str) -> int:
     """An integer path parameter, or a 404 naming it."""
     raw = request.match_info[name]
-    if not raw.isdigit() or len(raw) > 18:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 18:
         raise ApiError(404, "not_found", f"{name} must be a positive integer id, not {raw!r}")
     return int(raw)

@@ -10,7 +10,7 @@ from aiohttp import web
 from engine.accounts import Credentials, NewToken, Registration, TokenInfo, TokenRequest, User
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import ACCOUNTS, SESSION
-from storefront.auth import SESSION_COOKIE, set_session_cookie
+from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 
 api = Api()
 TAG = "accounts"
@@ -37,9 +37,7 @@ async def register(request: web.Request, body: Registration) -> User:
 async def login(request: web.Request, body: Credentials) -> web.Response:
     accounts = request.app[ACCOUNTS]
     user = await accounts.authenticate(body)
-    if (old := request.get(SESSION)) is not None:
-        await accounts.close_session(old.id)  # a new id at each login: no session fixation
-    session = await accounts.open_session(user.id)
+    session = await start_session(request, user)
     response = json_response(LoginResult(user=user, csrf_token=session.csrf))
     set_session_cookie(request, response, session)
     return response

@@ -8,7 +8,7 @@ from engine import catalog_types as t
 from engine.errors import NotFound
 from storefront.api import Api, path_int
 from storefront.appkeys import CATALOG
-from storefront.availability import with_availability
+from storefront.availability import with_availability, with_seat_states
 
 api = Api()
 
@@ -38,4 +38,4 @@ async def get_seating(request: web.Request) -> t.SeatMap:
     detail = await catalog.event_detail(event_id=event_id)
     if detail is None:
         raise NotFound(f"no published event with id {event_id}")
-    return await catalog.seat_map(event_id)
+    return await with_seat_states(request.app, await catalog.seat_map(event_id))

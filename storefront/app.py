@@ -6,32 +6,44 @@ from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import jinja2
 import redis.asyncio as redis
 from aiohttp import web
 
 from engine.accounts import Accounts
 from engine.catalog import Catalog
 from engine.db import create_pool
+from engine.inventory import Inventory
 from engine.keys import Keys
 from engine.settings import Settings
-from storefront import api_accounts, api_provider, api_public, openapi, ops, pages
+from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
 from storefront.api import json_response
-from storefront.appkeys import (ACCOUNTS, BACKGROUND, CATALOG, DB, EXECUTOR, KEYS, REDIS, SETTINGS,
-                                TEMPLATES)
+from storefront.appkeys import (
+    ACCOUNTS,
+    BACKGROUND,
+    CATALOG,
+    DB,
+    EVENT_CACHE,
+    EXECUTOR,
+    INVENTORY,
+    KEYS,
+    REDIS,
+    SETTINGS,
+    TEMPLATES,
+)
 from storefront.auth import auth_middleware
+from storefront.event_cache import EventCache
 from storefront.middleware import error_middleware, request_id_middleware
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
-API_MODULES = (api_public, api_accounts, api_provider)
+API_MODULES = (api_public, api_holds, api_accounts, api_provider)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
     """A client whose pool queues callers when all connections are busy instead of raising."""
     pool = redis.BlockingConnectionPool.from_url(
         url or settings.redis_url, max_connections=settings.redis_max_connections, timeout=10)
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # the client owns the pool: aclose() closes its connections
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -40,12 +52,15 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[REDIS] = redis_client(settings)
     app[DB] = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
     app[CATALOG] = Catalog(app[DB])
+    app[INVENTORY] = Inventory(app[REDIS], app[KEYS], settings.hold_ttl_seconds)
+    app[EVENT_CACHE] = EventCache(app[DB])
     app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR],
                              settings.session_ttl_seconds, settings.argon2_memory_kib,
                              settings.argon2_time_cost)
     try:
         yield
     finally:
+        await app[INVENTORY].close()
         await app[DB].close()
         await app[REDIS].aclose()
         app[EXECUTOR].shutdown(wait=True)

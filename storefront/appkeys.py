@@ -11,8 +11,10 @@ from aiohttp import web
 
 from engine.accounts import Accounts, Session, User
 from engine.catalog import Catalog
+from engine.inventory import Inventory
 from engine.keys import Keys
 from engine.settings import Settings
+from storefront.event_cache import EventCache
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", redis.Redis)
@@ -22,6 +24,8 @@ EXECUTOR = web.AppKey("executor", ThreadPoolExecutor)
 CATALOG = web.AppKey("catalog", Catalog)
 ACCOUNTS = web.AppKey("accounts", Accounts)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
+INVENTORY = web.AppKey("inventory", Inventory)
+EVENT_CACHE = web.AppKey("event_cache", EventCache)
 BACKGROUND = web.AppKey("background", dict)  # name -> asyncio.Task, watched by /readyz
 
 # per-request storage, filled by the auth middleware

@@ -18,8 +18,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from engine.accounts import Session, User, sign, unsign
-from storefront.appkeys import (ACCOUNTS, AUTH, CSRF_ANCHOR, SESSION, SET_CSRF_COOKIE, SETTINGS,
-                                USER)
+from storefront.appkeys import ACCOUNTS, AUTH, CSRF_ANCHOR, SESSION, SET_CSRF_COOKIE, SETTINGS, USER
 from storefront.errors import ApiError
 
 SESSION_COOKIE = "kwika_session"
@@ -63,10 +62,9 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
             raise ApiError(401, "unauthenticated", "the API token is unknown or revoked")
         request[USER], request[AUTH] = user, "token"
     elif (cookie := request.cookies.get(SESSION_COOKIE)) and (sid := unsign(settings.secret_key, cookie)):
-        session = await accounts.load_session(sid)
-        if session is not None:
-            request[SESSION] = session
-            request[USER] = await accounts.get_user(session.user_id)
+        found = await accounts.user_for_session(sid)
+        if found is not None:
+            request[SESSION], request[USER] = found
             request[AUTH] = "session"
     if (anon := request.cookies.get(CSRF_COOKIE)) and (anchor := unsign(settings.secret_key, anon)):
         request[CSRF_ANCHOR] = anchor
@@ -92,7 +90,8 @@ async def _check_csrf(request: web.Request) -> None:
         expected = _anon_csrf(request, request[CSRF_ANCHOR])
     else:
         expected = None
-    if not isinstance(sent, str) or expected is None or not hmac.compare_digest(sent, expected):
+    if (not isinstance(sent, str) or expected is None or not sent.isascii()
+            or not hmac.compare_digest(sent.encode(), expected.encode())):
         raise ApiError(403, "csrf_failed",
                        "the form's CSRF token is missing or stale; reload the page and try again")
 
@@ -121,3 +120,12 @@ def set_session_cookie(request: web.Request, response: web.StreamResponse, sessi
     response.set_cookie(SESSION_COOKIE, sign(settings.secret_key, session.id), httponly=True,
                         samesite="Lax", secure=settings.cookie_secure, path="/",
                         max_age=settings.session_ttl_seconds)
+
+
+async def start_session(request: web.Request, user: User) -> Session:
+    """A new login session for `user`, ending the request's old one: a fresh id at every login
+    (no session fixation). The caller sets the cookie with `set_session_cookie`."""
+    accounts = request.app[ACCOUNTS]
+    if (old := request.get(SESSION)) is not None:
+        await accounts.close_session(old.id)
+    return await accounts.open_session(user.id)

@@ -1,26 +1,40 @@
-"""Availability shown to buyers, folded into catalog answers.
+"""Live availability shown to buyers, folded into catalog answers from the inventory in Redis.
 
-Until inventory is loaded into Redis, a package's availability is its capacity less what has
-been sold; `sale_state` follows the sale window at the current time.
+An event not loaded into Redis (nothing on sale yet) shows each package's capacity.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import msgspec
 from aiohttp import web
 
 from engine import catalog_types as t
 from engine.catalog import sale_state
+from storefront.appkeys import INVENTORY
 
 
 async def with_availability(app: web.Application, detail: t.EventDetail,
                             now: datetime | None = None) -> t.EventDetail:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
+    live = await app[INVENTORY].availability(detail.id)
     packages = []
     for pkg in detail.packages:
-        pkg = msgspec.structs.replace(pkg, available=pkg.capacity)
+        stock = live.packages.get(pkg.id)
+        pkg = msgspec.structs.replace(pkg, available=stock.available if stock else pkg.capacity)
         packages.append(msgspec.structs.replace(pkg, sale_state=sale_state(pkg, now)))
     return msgspec.structs.replace(
         detail, packages=packages, available=sum(p.available for p in packages if p.is_active))
+
+
+async def with_seat_states(app: web.Application, seat_map: t.SeatMap) -> t.SeatMap:
+    """The seat map with each seat's live state (held seats show as reserved)."""
+    live = await app[INVENTORY].availability(seat_map.event_id, with_seats=True)
+    if live.status is None:
+        return seat_map
+    shown = {"available": "available", "blocked": "blocked", "held": "reserved", "sold": "sold"}
+    sections = [msgspec.structs.replace(section, seats=[
+        msgspec.structs.replace(seat, status=shown[live.seats[seat.id]]) if seat.id in live.seats else seat
+        for seat in section.seats]) for section in seat_map.sections]
+    return msgspec.structs.replace(seat_map, sections=sections)

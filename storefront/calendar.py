@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+import re
+from datetime import UTC, datetime
 from urllib.parse import quote, urlencode
 
 from engine import catalog_types as t
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
 
 def _escape(text: str) -> str:
+    """A TEXT value (RFC 5545 §3.3.11): backslash, semicolon, comma and line breaks escaped;
+    other control characters, which TEXT may not hold, dropped."""
+    text = _CONTROL.sub("", text.replace("\r\n", "\n").replace("\r", "\n"))
     return (text.replace("\\", "\\\\").replace(";", "\\;").replace(",", "\\,")
-            .replace("\r\n", "\\n").replace("\n", "\\n"))
+            .replace("\n", "\\n"))
 
 
 def _fold(line: str) -> str:
@@ -27,11 +33,11 @@ def _fold(line: str) -> str:
 
 
 def _utc(value: datetime) -> str:
-    return value.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    return value.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
 
 
 def ics(event: t.Event, url: str, now: datetime | None = None) -> str:
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     location = ", ".join(x for x in (event.venue, event.address, event.city) if x)
     lines = [
         "BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//Kwika//Events//EN", "CALSCALE:GREGORIAN",
@@ -41,7 +47,7 @@ def ics(event: t.Event, url: str, now: datetime | None = None) -> str:
         f"DTSTART:{_utc(event.starts_at)}",
         f"DTEND:{_utc(event.ends_at)}",
         f"SUMMARY:{_escape(event.title)}",
-        f"DESCRIPTION:{_escape(event.description[:1000] + chr(10) + url)}",
+        f"DESCRIPTION:{_escape(chr(10).join(x for x in (event.description[:1000].strip(), url) if x))}",
         f"LOCATION:{_escape(location)}",
         f"URL:{url}",
         "STATUS:" + ("CANCELLED" if event.status == "cancelled" else "CONFIRMED"),
@@ -58,7 +64,7 @@ def share_links(title: str, url: str) -> dict[str, str]:
         "WhatsApp": "https://wa.me/?" + urlencode({"text": text}),
         "Facebook": "https://www.facebook.com/sharer/sharer.php?" + urlencode({"u": url}),
         "X": "https://twitter.com/intent/tweet?" + urlencode({"text": title, "url": url}),
-        "Email": f"mailto:?subject={quote(title)}&body={quote(url)}",
+        "Email": f"mailto:?subject={quote(title, safe='')}&body={quote(url, safe='')}",
     }
 
 

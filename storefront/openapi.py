@@ -16,8 +16,43 @@ _REASONS = {400: "Malformed request", 401: "Not logged in", 403: "Not allowed", 
             415: "Body is not JSON", 422: "Invalid input"}
 
 
+# `{name}` or `{name:regex}`; the regex may itself hold `{m,n}` quantifiers
+_PARAM = re.compile(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}")
+_INTEGER_PATTERNS = {r"\d+", "[0-9]+"}
+_UNSAFE = {"POST", "PUT", "PATCH", "DELETE"}
+
+
 def _path(path: str) -> str:
-    return re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path)
+    """The OpenAPI form of an aiohttp route path: `{id:\\d+}` -> `{id}`."""
+    return _PARAM.sub(lambda m: "{" + m.group(1) + "}", path)
+
+
+def _path_params(path: str) -> list[dict[str, Any]]:
+    params = []
+    for m in _PARAM.finditer(path):
+        pattern = m.group(2)
+        if pattern in _INTEGER_PATTERNS:
+            schema: dict[str, Any] = {"type": "integer", "minimum": 0}
+        elif pattern:
+            schema = {"type": "string", "pattern": f"^(?:{pattern})$"}
+        else:
+            schema = {"type": "string"}
+        params.append({"name": m.group(1), "in": "path", "required": True, "schema": schema})
+    return params
+
+
+def _operation_ids(routes: list[RouteSpec]) -> list[str]:
+    """Unique ids: `<handler>_<method>`, prefixed with the tag (then numbered) on a clash."""
+    plain = [f"{spec.handler.__name__}_{spec.method.lower()}" for spec in routes]
+    ids: list[str] = []
+    for spec, name in zip(routes, plain):
+        candidate = name if plain.count(name) == 1 else f"{spec.tag}_{name}"
+        n = 2
+        unique = candidate
+        while unique in ids:
+            unique, n = f"{candidate}_{n}", n + 1
+        ids.append(unique)
+    return ids
 
 
 def build(routes: list[RouteSpec], title: str = "Kwika API", version: str = "0.1.0") -> dict[str, Any]:
@@ -29,18 +64,15 @@ def build(routes: list[RouteSpec], title: str = "Kwika API", version: str = "0.1
     lookup = dict(zip(map(id, types), schemas))
     error_schema = lookup[id(ErrorBody)]
     paths: dict[str, dict[str, Any]] = {}
-    for spec in routes:
+    for spec, operation_id in zip(routes, _operation_ids(routes)):
         path = _path(spec.path)
         op: dict[str, Any] = {
             "summary": spec.summary,
-            "operationId": spec.handler.__name__ + "_" + spec.method.lower(),
+            "operationId": operation_id,
             "tags": [spec.tag],
             "responses": {},
         }
-        params = [{"name": n, "in": "path", "required": True,
-                   "schema": {"type": "integer"} if ":" in spec.path.split("{" + n)[1].split("}")[0]
-                   else {"type": "string"}}
-                  for n in re.findall(r"\{(\w+)", spec.path)]
+        params = _path_params(spec.path)
         if spec.query is not None:
             query_schema = components[spec.query.__name__]
             required = set(query_schema.get("required", []))
@@ -53,11 +85,22 @@ def build(routes: list[RouteSpec], title: str = "Kwika API", version: str = "0.1
             op["requestBody"] = {"required": True, "content": {
                 "application/json": {"schema": lookup[id(spec.body)]}}}
         if spec.response is not None:
-            op["responses"][str(spec.status)] = {"description": "OK", "content": {
-                "application/json": {"schema": lookup[id(spec.response)]}}}
+            op["responses"][str(spec.status)] = {
+                "description": "Created" if spec.status == 201 else "OK",
+                "content": {"application/json": {"schema": lookup[id(spec.response)]}}}
         else:
             op["responses"]["204"] = {"description": "Done"}
-        for status in spec.errors:
+        # what the framework itself may answer, whether or not the route lists it
+        implied: set[int] = set()
+        if spec.roles is not None:
+            implied.add(401)
+        if spec.roles or spec.method in _UNSAFE:
+            implied.add(403)  # a missing role, or a cookie-borne write without its CSRF token
+        if spec.body is not None:
+            implied |= {400, 413, 415, 422}
+        if spec.query is not None or _PARAM.search(spec.path):
+            implied |= {404, 422} if spec.query is not None else {404}
+        for status in sorted(set(spec.errors) | implied):
             op["responses"][str(status)] = {"description": _REASONS.get(status, "Error"), "content": {
                 "application/json": {"schema": error_schema}}}
         if spec.roles is not None:

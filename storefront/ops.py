@@ -28,7 +28,7 @@ async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(probe(), READY_TIMEOUT)
             checks[name] = "ok"
-        except Exception as exc:  # any failure means not ready; say which and why
+        except Exception as exc:  # noqa: BLE001 - any failure means not ready; say which
             checks[name] = f"error: {type(exc).__name__}"
 
     await asyncio.gather(

@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from urllib.parse import urlencode
 
 import msgspec
 from aiohttp import web
+from multidict import MultiDict
 
 from engine import catalog_types as t
 from engine.accounts import Credentials, Registration
 from engine.errors import DomainError, NotFound
 from storefront.api import decode_query
 from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
-from storefront.auth import SESSION_COOKIE, set_session_cookie
+from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability
 from storefront.calendar import google_calendar_link, ics, share_links
 from storefront.errors import validation_error
@@ -26,9 +28,24 @@ async def home(request: web.Request) -> web.Response:
     raise web.HTTPFound("/events")
 
 
+PAGE_ONLY_PARAMS = ("view",)  # the index page's own parameters, not search filters
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def _index_query(request: web.Request) -> t.EventQuery:
+    """The search filters of the index page's URL. The form's date inputs send `YYYY-MM-DD`:
+    `date_from` is taken from the start of that day and `date_to` to its end (UTC)."""
+    params = MultiDict((k, v) for k, v in request.query.items() if k not in PAGE_ONLY_PARAMS)
+    for key, clock in (("date_from", "00:00:00"), ("date_to", "23:59:59")):
+        value = params.get(key, "")
+        if _DATE.match(value):
+            params[key] = f"{value}T{clock}Z"
+    return decode_query(request.clone(rel_url=request.rel_url.with_query(params)), t.EventQuery)
+
+
 @routes.get("/events")
 async def events_index(request: web.Request) -> web.Response:
-    query = decode_query(request, t.EventQuery)
+    query = _index_query(request)
     page = await request.app[CATALOG].search(query)
     view = "list" if request.query.get("view") == "list" else "grid"
     params = {k: v for k, v in request.query.items() if k != "page" and v}
@@ -71,8 +88,11 @@ async def _published(request: web.Request) -> t.EventDetail:
 
 # --- accounts --------------------------------------------------------------------------------
 def _safe_next(value: str | None) -> str:
-    """Only same-site paths: `//evil.example` and absolute URLs fall back to /events."""
-    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+    """Only same-site paths: `//evil.example`, absolute URLs and anything with a backslash,
+    whitespace or control character (browsers drop tabs and newlines, so `/\t/evil.example`
+    would become `//evil.example`) fall back to /events."""
+    if (value and value.startswith("/") and not value.startswith("//")
+            and not any(ch == "\\" or ch.isspace() or not ch.isprintable() for ch in value)):
         return value
     return "/events"
 
@@ -94,7 +114,7 @@ async def login_submit(request: web.Request) -> web.Response:
         message = exc.message if isinstance(exc, DomainError) else "enter your email and password"
         return render(request, "accounts/login.html",
                       {"error": message, "email": email, "next": next_url}, status=401)
-    session = await request.app[ACCOUNTS].open_session(user.id)
+    session = await start_session(request, user)
     response = web.HTTPSeeOther(next_url)
     set_session_cookie(request, response, session)
     raise response
@@ -118,7 +138,7 @@ async def register_submit(request: web.Request) -> web.Response:
     except DomainError as exc:
         return render(request, "accounts/register.html",
                       {"errors": exc.fields, "form": form, "error": exc.message}, status=409)
-    session = await request.app[ACCOUNTS].open_session(user.id)
+    session = await start_session(request, user)
     response = web.HTTPSeeOther("/events")
     set_session_cookie(request, response, session)
     raise response

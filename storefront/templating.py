@@ -13,25 +13,49 @@ _EXPONENT = {"JPY": 0, "KRW": 0, "UGX": 0, "RWF": 0, "XOF": 0, "XAF": 0, "BHD": 
 
 
 def money(minor: int | None, currency: str = "MWK") -> str:
-    """`1500000, "MWK"` -> `"MWK 15,000.00"`."""
+    """Minor units as text: `1500000, "MWK"` -> `"MWK 15,000.00"`, `1500, "JPY"` ->
+    `"JPY 1,500"`, `-250, "USD"` -> `"-USD 2.50"` (the sign leads, whatever the exponent)."""
     if minor is None:
         return ""
+    currency = currency.strip().upper()
     exp = _EXPONENT.get(currency, 2)
-    if exp == 0:
-        return f"{currency} {minor:,}"
+    sign = "-" if minor < 0 else ""
     major, frac = divmod(abs(minor), 10**exp)
-    return f"{'-' if minor < 0 else ''}{currency} {major:,}.{frac:0{exp}d}"
+    amount = f"{major:,}" if exp == 0 else f"{major:,}.{frac:0{exp}d}"
+    return f"{sign}{currency} {amount}"
 
 
-def local(value: datetime | None, tz: str | None = None, fmt: str = "%a %d %b %Y, %H:%M") -> str:
-    """A time shown in the event's own time zone."""
+DATE_TIME = "%a %d %b %Y, %H:%M"
+
+
+def _zone(tz: str | None) -> ZoneInfo | None:
+    try:
+        return ZoneInfo(tz) if tz else None
+    except (ZoneInfoNotFoundError, ValueError):
+        return None
+
+
+def local(value: datetime | None, tz: str | None = None, fmt: str = DATE_TIME) -> str:
+    """A time shown in the event's own time zone (as given when the zone is unknown)."""
     if value is None:
         return ""
-    try:
-        zone = ZoneInfo(tz) if tz else None
-    except (ZoneInfoNotFoundError, ValueError):
-        zone = None
+    zone = _zone(tz)
     return (value.astimezone(zone) if zone else value).strftime(fmt)
+
+
+def timespan(start: datetime, end: datetime, tz: str | None = None) -> str:
+    """`Sat 11 Jan 2027, 16:00 – 23:00` on one day; both dates when the event spans days."""
+    zone = _zone(tz)
+    if zone:
+        start, end = start.astimezone(zone), end.astimezone(zone)
+    if start.date() == end.date():
+        return f"{start.strftime(DATE_TIME)} – {end.strftime('%H:%M')}"
+    return f"{start.strftime(DATE_TIME)} – {end.strftime(DATE_TIME)}"
+
+
+def iso(value: datetime | None) -> str:
+    """A machine-readable time for `<time datetime="...">`."""
+    return value.isoformat() if value is not None else ""
 
 
 def make_environment(folder: Path) -> jinja2.Environment:
@@ -44,4 +68,6 @@ def make_environment(folder: Path) -> jinja2.Environment:
     )
     env.filters["money"] = money
     env.filters["local"] = local
+    env.filters["iso"] = iso
+    env.globals["timespan"] = timespan
     return env

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiohttp.test_utils import TestClient
@@ -28,7 +28,7 @@ class Actor:
 
 
 def future(days: float = 30, hours: float = 0) -> datetime:
-    return (datetime.now(timezone.utc) + timedelta(days=days, hours=hours)).replace(microsecond=0)
+    return (datetime.now(UTC) + timedelta(days=days, hours=hours)).replace(microsecond=0)
 
 
 class Factory:
@@ -80,4 +80,14 @@ class Factory:
             await self.package(provider, event["id"])
         resp = await self.client.post(f"/api/provider/events/{event['id']}/publish", headers=provider.h)
         assert resp.status == 200, await resp.text()
+        return await resp.json()
+
+    async def section(self, provider: Actor, event_id: int, package_id: int, **fields: Any) -> dict[str, Any]:
+        """A section of a seated event (grid of 2 rows x 5 seats unless told otherwise)."""
+        n = next(_seq)
+        body = {"name": f"Section {n}", "package_id": package_id, "rows": 2, "seats_per_row": 5,
+                **fields}
+        resp = await self.client.post(f"/api/provider/events/{event_id}/sections", json=body,
+                                      headers=provider.h)
+        assert resp.status == 201, await resp.text()
         return await resp.json()

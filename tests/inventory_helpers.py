@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import itertools
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from engine import catalog_types as t
 from engine.inventory import Inventory
 
 _ids = itertools.count(1000)
-NOW = datetime.now(timezone.utc)
+NOW = datetime.now(UTC)
 
 
 def event(event_id: int | None = None, status: str = "published", seated: bool = False) -> t.Event:

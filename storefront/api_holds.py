@@ -1,0 +1,206 @@
+"""Holds JSON API: hold tickets or seats for 15 minutes, look at a hold, give it back, and check
+what a selection would get right now. Touches Redis only (plus a cached event lookup)."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime
+from typing import Annotated, Literal
+
+import msgspec
+from aiohttp import web
+from msgspec import Meta
+
+from engine.accounts import User, sign, unsign
+from engine.errors import Forbidden, Invalid, NotFound, Unauthenticated
+from engine.inventory import Hold, HoldRefused, Inventory, event_of_hold
+from storefront.api import Api, json_response, path_int
+from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS, USER
+from storefront.errors import ApiError
+
+api = Api()
+TAG = "holds"
+GUEST_COOKIE = "kwika_guest"
+EVENT = r"/api/events/{event_id:\d+}"
+
+# refusal reason -> HTTP status: input the caller can fix is 422, the state of the sale 409
+REFUSAL_STATUS = {
+    "unknown_package": 422, "unknown_seat": 422, "seat_required": 422, "below_minimum": 422,
+    "above_maximum": 422, "empty": 422, "hold_id_taken": 409,
+}
+
+
+class Item(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    package_id: Annotated[int, Meta(ge=1, le=2**62)]
+    quantity: Annotated[int, Meta(ge=1, le=1000)]
+
+
+class Selection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """General-admission quantities and/or specific seats."""
+
+    items: Annotated[list[Item], Meta(max_length=50)] = []
+    seat_ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**62)]], Meta(max_length=100)] = []
+
+
+class HoldItemOut(msgspec.Struct, kw_only=True):
+    package_id: int
+    quantity: int
+    unit_price: int
+
+
+class HoldSeatOut(msgspec.Struct, kw_only=True):
+    seat_id: int
+    package_id: int
+    price: int
+
+
+class HoldOut(msgspec.Struct, kw_only=True):
+    id: str
+    event_id: int
+    currency: str
+    created_at: datetime
+    expires_at: datetime
+    items: list[HoldItemOut]
+    seats: list[HoldSeatOut]
+    total: int
+
+
+class PackageCheck(msgspec.Struct, kw_only=True):
+    package_id: int
+    requested: int
+    available: int
+    ok: bool
+
+
+class SeatCheck(msgspec.Struct, kw_only=True):
+    seat_id: int
+    state: Literal["available", "blocked", "held", "sold", "unknown"]
+
+
+class AvailabilityCheck(msgspec.Struct, kw_only=True):
+    event_id: int
+    on_sale: bool
+    ok: bool
+    packages: list[PackageCheck]
+    seats: list[SeatCheck]
+
+
+def _check_selection(sel: Selection) -> dict[int, int]:
+    items: dict[int, int] = {}
+    for item in sel.items:
+        if item.package_id in items:
+            raise Invalid(f"package {item.package_id} is listed twice; send one line per package",
+                          fields={"items": "duplicate package_id"})
+        items[item.package_id] = item.quantity
+    if len(set(sel.seat_ids)) != len(sel.seat_ids):
+        raise Invalid("a seat is listed twice", fields={"seat_ids": "duplicate seat id"})
+    if not items and not sel.seat_ids:
+        raise Invalid("choose at least one ticket or seat", fields={"items": "empty selection"})
+    return items
+
+
+def buyer_key(request: web.Request, allow_guest: bool, create: bool) -> tuple[str, str | None]:
+    """The buyer a hold belongs to: `u:<user id>`, or `g:<id>` from the signed guest cookie.
+    Returns (key, new cookie value to set or None)."""
+    user: User | None = request.get(USER)
+    if user is not None:
+        return f"u:{user.id}", None
+    secret = request.app[SETTINGS].secret_key
+    cookie = request.cookies.get(GUEST_COOKIE)
+    guest = unsign(secret, cookie) if cookie else None
+    if guest:
+        return f"g:{guest}", None
+    if not allow_guest or not create:
+        raise Unauthenticated("log in to hold tickets for this event")
+    guest = secrets.token_urlsafe(16)
+    return f"g:{guest}", sign(secret, guest)
+
+
+def hold_out(hold: Hold, currency: str) -> HoldOut:
+    return HoldOut(
+        id=hold.id, event_id=hold.event_id, currency=currency,
+        created_at=hold.created_at, expires_at=hold.expires_at,
+        items=[HoldItemOut(package_id=i.package_id, quantity=i.quantity, unit_price=i.unit_price)
+               for i in hold.items],
+        seats=[HoldSeatOut(seat_id=s.seat_id, package_id=s.package_id, price=s.price)
+               for s in hold.seats],
+        total=hold.total)
+
+
+def refusal(exc: HoldRefused) -> ApiError:
+    fields = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in exc.detail.items()}
+    return ApiError(REFUSAL_STATUS.get(exc.reason, 409), exc.reason, str(exc), fields)
+
+
+@api.post(EVENT + "/holds", body=Selection, response=HoldOut, status=201, tag=TAG,
+          summary="Hold tickets and/or seats for 15 minutes, all or nothing",
+          errors=(400, 401, 404, 409, 415, 422))
+async def create_hold(request: web.Request, body: Selection) -> web.Response:
+    event_id = path_int(request, "event_id")
+    items = _check_selection(body)
+    facts = await request.app[EVENT_CACHE].get(event_id)
+    buyer, new_cookie = buyer_key(request, facts.allow_guest_checkout, create=True)
+    try:
+        hold = await request.app[INVENTORY].hold(event_id, buyer, items, body.seat_ids)
+    except HoldRefused as exc:
+        raise refusal(exc) from None
+    response = json_response(hold_out(hold, facts.currency), status=201)
+    if new_cookie:
+        settings = request.app[SETTINGS]
+        response.set_cookie(GUEST_COOKIE, new_cookie, httponly=True, samesite="Lax",
+                            secure=settings.cookie_secure, path="/", max_age=7 * 24 * 3600)
+    return response
+
+
+async def _own_hold(request: web.Request) -> tuple[Inventory, Hold, str]:
+    hold_id = request.match_info["hold_id"]
+    event_id = event_of_hold(hold_id)
+    if event_id is None:
+        raise NotFound(f"no hold {hold_id!r}", code="unknown_hold")
+    inventory = request.app[INVENTORY]
+    hold = await inventory.get_hold(event_id, hold_id)
+    if hold is None:
+        raise NotFound("this hold does not exist or has expired", code="unknown_hold")
+    try:
+        buyer, _ = buyer_key(request, allow_guest=False, create=False)
+    except Unauthenticated:
+        raise Forbidden("this hold is not yours", code="not_owner") from None
+    if buyer != hold.buyer:
+        raise Forbidden("this hold is not yours", code="not_owner")
+    return inventory, hold, buyer
+
+
+@api.get("/api/holds/{hold_id}", response=HoldOut, tag=TAG,
+         summary="A live hold of the caller's, with its expiry", errors=(403, 404))
+async def get_hold(request: web.Request) -> HoldOut:
+    _, hold, _ = await _own_hold(request)
+    facts = await request.app[EVENT_CACHE].get(hold.event_id)
+    return hold_out(hold, facts.currency)
+
+
+@api.delete("/api/holds/{hold_id}", tag=TAG, summary="Give a hold back at once (owner only)",
+            errors=(403, 404))
+async def delete_hold(request: web.Request) -> None:
+    inventory, hold, buyer = await _own_hold(request)
+    await inventory.release(hold.event_id, hold.id, buyer)
+
+
+@api.post(EVENT + "/check-availability", body=Selection, response=AvailabilityCheck, tag=TAG,
+          summary="Would this selection be available right now? (holds nothing)",
+          errors=(400, 404, 415, 422))
+async def check_availability(request: web.Request, body: Selection) -> AvailabilityCheck:
+    event_id = path_int(request, "event_id")
+    items = _check_selection(body)
+    await request.app[EVENT_CACHE].get(event_id)
+    live = await request.app[INVENTORY].availability(event_id, with_seats=bool(body.seat_ids))
+    packages = []
+    for pid, qty in items.items():
+        stock = live.packages.get(pid)
+        if stock is None:
+            raise Invalid(f"package {pid} is not on sale in this event", fields={"items": f"unknown package {pid}"})
+        packages.append(PackageCheck(package_id=pid, requested=qty, available=stock.available,
+                                     ok=stock.available >= qty))
+    seats = [SeatCheck(seat_id=s, state=live.seats.get(s, "unknown")) for s in body.seat_ids]
+    on_sale = live.status == "on_sale"
+    ok = on_sale and all(p.ok for p in packages) and all(s.state == "available" for s in seats)
+    return AvailabilityCheck(event_id=event_id, on_sale=on_sale, ok=ok, packages=packages, seats=seats)

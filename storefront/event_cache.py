@@ -1,0 +1,48 @@
+"""A few facts about each event, cached for a few seconds per process so a rush of holds reads
+Postgres once per event every few seconds, not once per request."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import asyncpg
+
+from engine.errors import NotFound
+
+
+@dataclass(frozen=True)
+class EventFacts:
+    id: int
+    status: str
+    currency: str
+    allow_guest_checkout: bool
+    requires_seating: bool
+
+
+class EventCache:
+    def __init__(self, pool: asyncpg.Pool, ttl_seconds: float = 5.0):
+        self.pool = pool
+        self.ttl = ttl_seconds
+        self._facts: dict[int, tuple[float, EventFacts | None]] = {}
+
+    async def get(self, event_id: int) -> EventFacts:
+        """Facts of a public (non-draft) event, or NotFound."""
+        now = time.monotonic()
+        hit = self._facts.get(event_id)
+        if hit is None or hit[0] < now:
+            row = await self.pool.fetchrow(
+                "SELECT id, status, currency, allow_guest_checkout, requires_seating FROM events "
+                "WHERE id = $1 AND status <> 'draft'", event_id)
+            facts = EventFacts(row["id"], row["status"], row["currency"].strip(),
+                               row["allow_guest_checkout"], row["requires_seating"]) if row else None
+            if len(self._facts) > 10_000:
+                self._facts.clear()
+            hit = (now + self.ttl, facts)
+            self._facts[event_id] = hit
+        if hit[1] is None:
+            raise NotFound(f"no published event with id {event_id}")
+        return hit[1]
+
+    def forget(self, event_id: int) -> None:
+        self._facts.pop(event_id, None)

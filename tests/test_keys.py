@@ -1,0 +1,97 @@
+"""Redis key names: one builder per key, event keys hash-tagged by event."""
+
+from __future__ import annotations
+
+import inspect
+
+from engine.keys import Keys
+
+
+def _slot_tag(key: str) -> str:
+    """The part Redis Cluster hashes: the first non-empty {...}, else the whole key."""
+    start = key.find("{")
+    if start >= 0:
+        end = key.find("}", start + 1)
+        if end > start + 1:
+            return key[start + 1:end]
+    return key
+
+
+def test_default_prefix_is_kw():
+    assert Keys().prefix == "kw"
+    assert Keys().session("abc") == "kw:session:abc"
+
+
+def test_account_keys():
+    k = Keys("kwt1")
+    assert k.session("S1d") == "kwt1:session:S1d"
+    assert k.login_failures("ann@example.test") == "kwt1:loginfail:ann@example.test"
+
+
+def test_login_failure_keys_are_case_insensitive():
+    k = Keys("p")
+    assert k.login_failures("Ann@Example.TEST") == k.login_failures("ann@example.test")
+
+
+def test_event_tag_and_event_keys():
+    k = Keys("kw")
+    assert Keys.event_tag(42) == "{ev:42}"
+    assert k.event_tag(7) == "{ev:7}"
+    assert k.event(42, "stock") == "kw:{ev:42}:stock"
+    assert k.event(42, "holds") == "kw:{ev:42}:holds"
+
+
+def test_every_key_of_one_event_lands_in_one_slot():
+    k = Keys("kw")
+    names = ["stock", "holds", "seats", "queue", "sold"]
+    tags = {_slot_tag(k.event(42, n)) for n in names}
+    assert tags == {"ev:42"}
+    assert _slot_tag(k.event(43, "stock")) == "ev:43"
+
+
+def test_event_ids_do_not_collide():
+    k = Keys("kw")
+    assert k.event(1, "stock") != k.event(11, "stock")
+    assert _slot_tag(k.event(1, "stock")) != _slot_tag(k.event(11, "stock"))
+
+
+def test_cross_event_keys_carry_no_event_tag():
+    k = Keys("kw")
+    assert k.events_on_sale() == "kw:events:on_sale"
+    assert "{" not in k.events_on_sale()
+
+
+def test_account_keys_carry_no_hash_tag_even_for_odd_emails():
+    """A `{` in user input must not pin keys to an attacker-chosen slot or an event's slot."""
+    k = Keys("kw")
+    for key in (k.login_failures("a{ev:1}b@example.test"), k.session("abc")):
+        assert _slot_tag(key) == key
+
+
+def test_prefix_separates_namespaces():
+    a, b = Keys("kwa"), Keys("kwb")
+    for build in (lambda k: k.session("x"), lambda k: k.login_failures("x@y.z"),
+                  lambda k: k.event(1, "stock"), lambda k: k.events_on_sale()):
+        assert build(a).startswith("kwa:") and build(b).startswith("kwb:")
+        assert build(a) != build(b)
+
+
+def _sample_args(fn) -> list:
+    params = list(inspect.signature(fn).parameters.values())
+    if params and params[0].name == "self":
+        params = params[1:]
+    return [1 if p.annotation in (int, "int") else "x" for p in params]
+
+
+def test_every_builder_stays_under_the_prefix_and_tags_event_keys():
+    k = Keys("kwz")
+    builders = [n for n in dir(Keys) if not n.startswith("_") and callable(getattr(Keys, n))]
+    assert {"session", "login_failures", "event", "event_tag", "events_on_sale"} <= set(builders)
+    for name in builders:
+        if name == "event_tag":
+            continue
+        fn = getattr(k, name)
+        key = fn(*_sample_args(getattr(Keys, name)))
+        assert key.startswith("kwz:"), (name, key)
+        wants_event = "event_id" in inspect.signature(fn).parameters
+        assert (_slot_tag(key) == "ev:1") == wants_event, (name, key)
