@@ -1,7 +1,9 @@
-"""The `kwika` command: up, serve, migrate.
+"""The `kwika` command: up, serve, worker, migrate.
 
-    kwika up [--demo]    embedded Redis/Postgres when unconfigured, migrate, (demo data), serve
+    kwika up [--demo]    embedded Redis/Postgres when unconfigured, migrate, (demo data), load the
+                         stock of events on sale, serve, and sweep expired holds
     kwika serve          serve with the configured REDIS_URL / DATABASE_URL
+    kwika worker         sweep expired holds (run one beside `serve` deployments)
     kwika migrate        apply pending migrations
 """
 
@@ -73,7 +75,53 @@ async def _migrate_and_seed(settings: Settings, demo: bool) -> None:
         await conn_pool.close()
 
 
-async def _serve_until_signalled(settings: Settings, sock: socket.socket | None) -> None:
+async def _reconcile(settings: Settings) -> None:
+    """Load every published event's stock into Redis (idempotent; live counters are kept), so a
+    fresh or flushed Redis is ready before traffic arrives."""
+    from engine.catalog import Catalog
+    from engine.inventory import Inventory
+    from engine.keys import Keys
+    from engine.onsale import sync_all
+    from storefront.app import redis_client
+
+    pool = await create_pool(settings.database_url, 1, 2)
+    client = redis_client(settings)
+    inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
+    try:
+        loaded = await sync_all(Catalog(pool), inventory)
+        log.info("stock loaded for %d event(s) on sale", loaded)
+    finally:
+        await inventory.close()
+        await client.aclose()
+        await pool.close()
+
+
+async def _work_until_signalled(settings: Settings) -> None:
+    """`kwika worker`: the sweeper (and, later, the fulfillment consumers) until a signal."""
+    from engine.inventory import Inventory
+    from engine.keys import Keys
+    from engine.sweeper import sweep_forever
+    from storefront.app import redis_client
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    client = redis_client(settings)
+    inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
+    sweeper = asyncio.create_task(sweep_forever(inventory), name="sweeper")
+    try:
+        await stop.wait()
+        log.info("stopping worker (pid %d)", os.getpid())
+    finally:
+        sweeper.cancel()
+        await asyncio.gather(sweeper, return_exceptions=True)
+        await inventory.close()
+        await client.aclose()
+
+
+async def _serve_until_signalled(settings: Settings, sock: socket.socket | None,
+                                 sweeper: bool = False) -> None:
     """Serve until SIGINT or SIGTERM, then shut down once: repeated signals (Ctrl-C reaches
     every process of the group, and the parent also forwards SIGTERM) do not cut the cleanup."""
     from aiohttp import web
@@ -84,7 +132,7 @@ async def _serve_until_signalled(settings: Settings, sock: socket.socket | None)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings), access_log=None, shutdown_timeout=10)
+    runner = web.AppRunner(create_app(settings, sweeper=sweeper), access_log=None, shutdown_timeout=10)
     await runner.setup()
     try:
         site = (web.SockSite(runner, sock) if sock
@@ -96,18 +144,18 @@ async def _serve_until_signalled(settings: Settings, sock: socket.socket | None)
         await runner.cleanup()
 
 
-def _serve_one(settings: Settings, sock: socket.socket | None) -> None:
+def _serve_one(settings: Settings, sock: socket.socket | None, sweeper: bool = False) -> None:
     setup_logging(settings.log_level, settings.log_json)
     _uvloop()
-    asyncio.run(_serve_until_signalled(settings, sock))
+    asyncio.run(_serve_until_signalled(settings, sock, sweeper))
 
 
-def serve(settings: Settings) -> int:
-    """Serve on host:port with `settings.workers` processes sharing one listening socket; return
-    the exit status (0 after a SIGINT/SIGTERM shutdown)."""
+def serve(settings: Settings, sweeper: bool = False) -> int:
+    """Serve on host:port with `settings.workers` processes sharing one listening socket (the
+    first also runs the sweeper when asked); return the exit status (0 after SIGINT/SIGTERM)."""
     log.info("serving on http://%s:%d with %d worker(s)", settings.host, settings.port, settings.workers)
     if settings.workers == 1:
-        _serve_one(settings, None)
+        _serve_one(settings, None, sweeper)
         return 0
     sock = socket.socket(socket.AF_INET6 if ":" in settings.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -115,8 +163,8 @@ def serve(settings: Settings) -> int:
     sock.listen(4096)
     sock.set_inheritable(True)
     ctx = multiprocessing.get_context("fork")
-    procs = [ctx.Process(target=_serve_one, args=(settings, sock), daemon=False)
-             for _ in range(settings.workers)]
+    procs = [ctx.Process(target=_serve_one, args=(settings, sock, sweeper and i == 0), daemon=False)
+             for i in range(settings.workers)]
     for p in procs:
         p.start()
 
@@ -150,6 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     up.add_argument("--demo", action="store_true", help="load demo provider and events")
     serve_p = sub.add_parser("serve", help="serve the storefront (REDIS_URL and DATABASE_URL set)")
     sub.add_parser("migrate", help="apply pending database migrations")
+    sub.add_parser("worker", help="the hold sweeper (REDIS_URL and DATABASE_URL set)")
     for p in (up, serve_p):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
@@ -174,14 +223,20 @@ def main(argv: list[str] | None = None) -> int:
             settings, redis_url=services.redis_url, database_url=services.database_url)
         settings = _persistent_secret(settings, data_dir)
     elif not (settings.redis_url and settings.database_url):
-        print("kwika: serve needs REDIS_URL and DATABASE_URL (or use `kwika up`)", file=sys.stderr)
+        print(f"kwika: {args.command} needs REDIS_URL and DATABASE_URL (or use `kwika up`)",
+              file=sys.stderr)
         return 2
 
     try:
         if args.command in ("up", "migrate"):
             asyncio.run(_migrate_and_seed(settings, demo=getattr(args, "demo", False)))
+        if args.command in ("up", "worker"):
+            asyncio.run(_reconcile(settings))
         if args.command in ("up", "serve"):
-            return serve(settings)
+            return serve(settings, sweeper=args.command == "up")
+        if args.command == "worker":
+            _uvloop()
+            asyncio.run(_work_until_signalled(settings))
         return 0
     except MigrationError as exc:
         print(f"kwika: {exc}", file=sys.stderr)

@@ -7,6 +7,15 @@ wrk.path = "/api/events/" .. event_id .. "/holds"
 wrk.headers["Content-Type"] = "application/json"
 wrk.body = '{"items":[{"package_id":' .. package_id .. ',"quantity":1}]}'
 
+-- KWIKA_DELAY_MS paces each connection (offered rate = connections * 1000 / delay per second);
+-- unset, every connection sends back to back (the capacity figure).
+local pace = tonumber(os.getenv("KWIKA_DELAY_MS") or "0")
+if pace > 0 then
+  function delay()
+    return math.random(0, 2 * pace)  -- jittered so connections do not march in step
+  end
+end
+
 local threads = {}
 function setup(thread)
   table.insert(threads, thread)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,6 +17,7 @@ from engine.db import create_pool
 from engine.inventory import Inventory
 from engine.keys import Keys
 from engine.settings import Settings
+from engine.sweeper import sweep_forever
 from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
 from storefront.api import json_response
 from storefront.appkeys import (
@@ -70,8 +73,21 @@ def all_routes() -> list:
     return [spec for module in API_MODULES for spec in module.api.routes]
 
 
-def create_app(settings: Settings) -> web.Application:
-    """A storefront for `settings` (whose redis_url and database_url must be set)."""
+async def _sweeper(app: web.Application) -> AsyncIterator[None]:
+    """Runs the hold sweeper beside the storefront (`kwika up`); /readyz reports if it stops."""
+    task = asyncio.create_task(sweep_forever(app[INVENTORY]), name="sweeper")
+    app[BACKGROUND]["sweeper"] = task
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
+    """A storefront for `settings` (whose redis_url and database_url must be set); with
+    `sweeper`, it also returns the stock of expired holds (one process of a deployment)."""
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
@@ -81,6 +97,8 @@ def create_app(settings: Settings) -> web.Application:
     app[TEMPLATES] = make_environment(HERE / "templates")
     app[BACKGROUND] = {}
     app.cleanup_ctx.append(_resources)
+    if sweeper:
+        app.cleanup_ctx.append(_sweeper)
     for module in API_MODULES:
         module.api.install(app)
     spec = openapi.build(all_routes())
