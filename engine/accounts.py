@@ -35,6 +35,10 @@ Name = Annotated[str, Meta(min_length=1, max_length=120)]
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW = 900
 TOKEN_TOUCH_SECONDS = 60  # last_used_at is refreshed at most this often (no write per request)
+# Identities (user, token -> user) are cached in Redis this long, so an authenticated request
+# (a hold in a rush) touches Redis only. Changes made through Accounts take effect at once;
+# a change made behind its back (SQL) within this time.
+IDENTITY_CACHE_SECONDS = 60
 
 # Reserve one login attempt atomically: count it, and (while under the limit) restart the window.
 # Parallel guesses each get their own number, so no more than the limit are ever checked.
@@ -172,13 +176,35 @@ class Accounts:
             await self.pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
         return await self.get_user(row["id"])
 
-    async def set_provider_status(self, provider_id: int, status: str) -> None:
-        done = await self.pool.execute(
-            "UPDATE service_providers SET verification_status = $2, "
-            "verified_at = CASE WHEN $2 = 'verified' THEN now() ELSE verified_at END WHERE id = $1",
-            provider_id, status)
+    async def cached_user(self, user_id: int) -> User:
+        """`get_user` through the identity cache."""
+        key = self.keys.user(user_id)
+        raw = await self.redis.get(key)
+        if raw is not None:
+            return msgspec.json.decode(raw, type=User)
+        user = await self.get_user(user_id)
+        await self.redis.set(key, msgspec.json.encode(user), ex=IDENTITY_CACHE_SECONDS)
+        return user
+
+    async def forget_user(self, user_id: int) -> None:
+        await self.redis.delete(self.keys.user(user_id))
+
+    async def set_active(self, user_id: int, active: bool) -> None:
+        """Lock a user out (or let them back in); a locked-out user's requests fail at once."""
+        done = await self.pool.execute("UPDATE users SET is_active = $2, updated_at = now() "
+                                       "WHERE id = $1", user_id, active)
         if done.endswith(" 0"):
+            raise NotFound(f"no user with id {user_id}")
+        await self.forget_user(user_id)
+
+    async def set_provider_status(self, provider_id: int, status: str) -> None:
+        user_id = await self.pool.fetchval(
+            "UPDATE service_providers SET verification_status = $2, "
+            "verified_at = CASE WHEN $2 = 'verified' THEN now() ELSE verified_at END WHERE id = $1 "
+            "RETURNING user_id", provider_id, status)
+        if user_id is None:
             raise NotFound(f"no provider with id {provider_id}")
+        await self.forget_user(user_id)
 
     # --- sessions ----------------------------------------------------------------------------
     async def open_session(self, user_id: int) -> Session:
@@ -210,25 +236,35 @@ class Accounts:
         return [TokenInfo(**dict(r)) for r in rows]
 
     async def revoke_token(self, user_id: int, token_id: int) -> None:
-        done = await self.pool.execute(
+        digest = await self.pool.fetchval(
             "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND user_id = $2 "
-            "AND revoked_at IS NULL", token_id, user_id)
-        if done.endswith(" 0"):
+            "AND revoked_at IS NULL RETURNING token_hash", token_id, user_id)
+        if digest is None:
             raise NotFound(f"no active token with id {token_id}")
+        await self.redis.delete(self.keys.token(digest.hex()))
 
     async def user_for_token(self, token: str) -> User | None:
         """The active user of an unrevoked token, else None."""
+        digest = _token_digest(token)
+        cache_key = self.keys.token(digest.hex())
+        cached = await self.redis.get(cache_key)
+        if cached is not None:
+            try:
+                return await self.cached_user(int(cached))
+            except NotFound:
+                return None
         user_id = await self.pool.fetchval(
             "WITH t AS (SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t "
             "           JOIN users u ON u.id = t.user_id "
             "           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.is_active), "
             "bump AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id "
             "         AND (t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => $2))) "
-            "SELECT user_id FROM t", _token_digest(token), TOKEN_TOUCH_SECONDS)
+            "SELECT user_id FROM t", digest, TOKEN_TOUCH_SECONDS)
         if user_id is None:
             return None
+        await self.redis.set(cache_key, user_id, ex=IDENTITY_CACHE_SECONDS)
         try:
-            return await self.get_user(user_id)
+            return await self.cached_user(user_id)
         except NotFound:  # deactivated meanwhile
             return None
 
@@ -238,7 +274,7 @@ class Accounts:
         if session is None:
             return None
         try:
-            return session, await self.get_user(session.user_id)
+            return session, await self.cached_user(session.user_id)
         except NotFound:
             await self.close_session(session_id)
             return None

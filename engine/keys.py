@@ -32,6 +32,14 @@ class Keys:
         """
         return f"{self.prefix}:loginfail:{_untag(email.strip().lower())}"
 
+    def user(self, user_id: int) -> str:
+        """A user's identity (role, provider), cached for a minute so requests skip Postgres."""
+        return f"{self.prefix}:user:{user_id}"
+
+    def token(self, digest_hex: str) -> str:
+        """The user id of an API token (by its SHA-256), cached for a minute."""
+        return f"{self.prefix}:token:{digest_hex}"
+
     # --- one event (hash-tagged) ----------------------------------------------------------
     @staticmethod
     def event_tag(event_id: int) -> str:

@@ -9,6 +9,7 @@ import pytest
 
 from engine.accounts import LOGIN_FAILURE_LIMIT, sign, unsign
 from engine.keys import Keys
+from storefront.appkeys import ACCOUNTS
 from tests.factories import PASSWORD
 
 SESSION_COOKIE = "kwika_session"
@@ -397,7 +398,7 @@ async def test_a_deactivated_user_is_locked_out(client, factory, db):
     actor = await factory.user("buyer")
     await login(client, actor.user["email"])
     assert (await client.get("/api/auth/me")).status == 200
-    await db.execute("UPDATE users SET is_active = false WHERE id = $1", actor.user["id"])
+    await client.server.app[ACCOUNTS].set_active(actor.user["id"], False)
     resp = await client.get("/api/auth/me", headers=actor.h)
     assert resp.status == 401
     assert_error(await resp.json(), "unauthenticated")

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 
+from storefront.appkeys import DB
 from tests.factories import future
 
 
@@ -196,3 +197,14 @@ async def test_seats_over_http_with_live_seat_map(client, factory):
     check = await (await client.post(f"/api/events/{event['id']}/check-availability",
                                      json={"seat_ids": seat_ids[1:3]})).json()
     assert [s["state"] for s in check["seats"]] == ["held", "available"] and not check["ok"]
+
+
+async def test_a_rush_hold_touches_redis_only(client, factory, on_sale):
+    """Once caches are warm, an authenticated hold needs no Postgres: close the pool, still hold."""
+    _, event, pkg = on_sale
+    buyer = await factory.user()
+    body = {"items": [{"package_id": pkg["id"], "quantity": 1}]}
+    assert (await client.post(f"/api/events/{event['id']}/holds", headers=buyer.h, json=body)).status == 201
+    await client.server.app[DB].close()
+    resp = await client.post(f"/api/events/{event['id']}/holds", headers=buyer.h, json=body)
+    assert resp.status == 201, await resp.text()
