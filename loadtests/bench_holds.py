@@ -62,7 +62,7 @@ async def engine_runs(url: str, seconds: float) -> list[Result]:
         pkg = package(ev.id, capacity=50_000_000, max_per_order=10)
         await inv.load(ev, [pkg], None)
         r = await drive("engine (Lua hold, auto-pipelined)", c, seconds,
-                        lambda buyer: inv.hold(ev.id, buyer, {pkg.id: 1}))
+                        lambda buyer, inv=inv, ev=ev, pkg=pkg: inv.hold(ev.id, buyer, {pkg.id: 1}))
         stock = (await inv.availability(ev.id)).packages[pkg.id]
         assert stock.held == r.ops and stock.available + stock.held == stock.capacity, stock
         r.note = f"books: held {stock.held} == successful holds; oversold 0"
@@ -101,7 +101,7 @@ async def pg_runs(dsn: str, seconds: float) -> list[Result]:
             pool = await asyncpg.create_pool(dsn, min_size=min(c, 50), max_size=50)
             await pg_baseline.setup(pool, 50_000_000)
             r = await drive(f"PostgreSQL row lock ({variant})", c, seconds,
-                            lambda buyer: fn(pool, buyer))
+                            lambda buyer, fn=fn, pool=pool: fn(pool, buyer))
             cap, remaining, held = await pg_baseline.verify(pool)
             assert held == r.ops and remaining + held == cap
             r.note = "pool 50"

@@ -77,7 +77,7 @@ def _wrk(base: str, event_id: int, package_id: int, seconds: float, connections:
     """Run wrk; with `rate`, each connection is paced so that about `rate` requests/s are offered."""
     delay = str(round(connections * 1000 / rate)) if rate else "0"
     out = subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "--latency",
+        ["wrk", f"-t{min(2, connections)}", f"-c{connections}", f"-d{int(seconds)}s", "--timeout", "10s", "--latency",
          "-s", str(HERE / "wrk_hold.lua"), base],
         capture_output=True, text=True, check=True,
         env={**os.environ, "KWIKA_EVENT": str(event_id), "KWIKA_PACKAGE": str(package_id),
@@ -132,6 +132,7 @@ def main() -> None:
         token = asyncio.run(_make_provider(dsn, base))
         big_event, big_pkg = _event(base, token, 1_000_000)
         _wrk(base, big_event, big_pkg, 2, 100)  # warm up both workers
+        levels = {c: _wrk(base, big_event, big_pkg, max(3, args.seconds // 2), c) for c in (1, 50, 500)}
         capacity = _wrk(base, big_event, big_pkg, args.seconds, args.connections)
         paced = _wrk(base, big_event, big_pkg, args.seconds, args.connections, rate=args.rate)
         live = _call(base, "GET", f"/api/provider/events/{big_event}", None, token)
@@ -153,6 +154,9 @@ def main() -> None:
         "Command: `.venv/bin/python -m loadtests.bench_http`", "",
         "| run | connections | seconds | holds created | holds/s | p50 ms | p99 ms | max ms | 409 | other | socket errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
+        *[f"| closed loop | {c} | {r['seconds']:.1f} | {r['created']:,} | {r['created'] / r['seconds']:,.0f} | "
+          f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['refused']} | {r['other']} | "
+          f"{r['socket_errors']} |" for c, r in levels.items()],
         f"| capacity (1M tickets) | {args.connections} | {capacity['seconds']:.1f} | {capacity['created']:,} | "
         f"{rate:,.0f} | {capacity['p50_ms']:.1f} | {capacity['p99_ms']:.1f} | {capacity['max_ms']:.1f} | "
         f"{capacity['refused']} | {capacity['other']} | {capacity['socket_errors']} |",

@@ -66,8 +66,10 @@ class Result:
         return data[min(len(data) - 1, int(q * len(data)))]
 
     def row(self) -> str:
-        return (f"| {self.name} | {self.concurrency} | {self.rate:,.0f} | {self.pct(0.5):.2f} | "
-                f"{self.pct(0.99):.2f} | {self.errors} | {self.note} |")
+        p50, p99 = ((f"{self.pct(0.5):.2f}", f"{self.pct(0.99):.2f}") if self.latencies_ms
+                    else ("-", "-"))
+        return (f"| {self.name} | {self.concurrency} | {self.rate:,.0f} | {p50} | {p99} | "
+                f"{self.errors} | {self.note} |")
 
 
 HEADER = ("| scenario | concurrency | holds/s | p50 ms | p99 ms | errors | note |\n"

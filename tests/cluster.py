@@ -59,7 +59,7 @@ class LocalCluster:
     def _wait_ping(self, port: int) -> None:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
-            out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True)
+            out = subprocess.run(["redis-cli", "-p", str(port), "ping"], capture_output=True, text=True, check=False)
             if out.stdout.strip() == "PONG":
                 return
             time.sleep(0.05)  # polling a starting server with a deadline
@@ -69,7 +69,7 @@ class LocalCluster:
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             out = subprocess.run(["redis-cli", "-p", str(port), "cluster", "info"],
-                                 capture_output=True, text=True)
+                                 capture_output=True, text=True, check=False)
             if "cluster_state:ok" in out.stdout:
                 return
             time.sleep(0.05)

@@ -167,7 +167,7 @@ async def test_retry_with_same_hold_id_is_one_hold(inv):
 
 
 async def test_confirm_after_expiry_retakes_or_refuses(inv):
-    ev, pkg, smap = await loaded(inv, seats=2)
+    ev, _, smap = await loaded(inv, seats=2)
     ids = [s.id for s in smap.sections[0].seats]
     lapsed = await inv.hold(ev.id, "b1", seat_ids=[ids[0]], ttl_seconds=1)
     await inv.release(ev.id, lapsed.id, "b1")  # as if swept: the hold is gone, the seat is free
@@ -220,7 +220,7 @@ async def test_5000_buyers_1000_tickets_never_oversell(inv):
 
 
 async def test_2000_buyers_racing_for_overlapping_seats(inv):
-    ev, pkg, smap = await loaded(inv, seats=200)
+    ev, _, smap = await loaded(inv, seats=200)
     ids = [s.id for s in smap.sections[0].seats]
     # buyer i wants 4 adjacent seats starting at i % 197: neighbours overlap by up to 3 seats
     wanted = [ids[i % 197: i % 197 + 4] for i in range(2000)]

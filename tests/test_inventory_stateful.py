@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invariant, rule
 
-from engine.errors import Conflict
+from engine.errors import Conflict, NotFound
 from engine.inventory import HoldRefused, Inventory
 from engine.keys import Keys
 from tests.inventory_helpers import check_invariants, event, package, seat_map
@@ -72,8 +72,8 @@ class InventoryMachine(RuleBasedStateMachine):
         if hold is not None:
             try:
                 self.run(self.inv.release(self.event.id, hold.id, hold.buyer))
-            except Exception as exc:  # already expired or confirmed
-                assert getattr(exc, "code", "") == "unknown_hold"
+            except NotFound as exc:  # already expired or confirmed
+                assert exc.code == "unknown_hold"
 
     @rule(hold=holds)
     def time_passes_for(self, hold):
