@@ -430,11 +430,12 @@ class Catalog:
             f"""SELECT e.id, e.slug, e.title, e.category, e.venue, e.city, e.starts_at, e.ends_at,
                        e.timezone, e.cover_image_url, e.status, e.currency, e.requires_seating,
                        e.tickets_sold, p.price_min, p.price_max, coalesce(p.capacity, 0) AS capacity,
+                       coalesce(p.package_ids, '{{}}'::bigint[]) AS package_ids,
                        count(*) OVER () AS total
                 FROM events e
                 LEFT JOIN LATERAL (
                     SELECT min(price) AS price_min, max(price) AS price_max,
-                           sum(capacity)::int AS capacity
+                           sum(capacity)::int AS capacity, array_agg(id ORDER BY id) AS package_ids
                     FROM ticket_packages WHERE event_id = e.id AND is_active) p ON true
                 WHERE {' AND '.join(where)}
                 ORDER BY {order_by}
@@ -447,6 +448,7 @@ class Catalog:
             cover_image_url=r["cover_image_url"], status=r["status"], currency=r["currency"].strip(),
             requires_seating=r["requires_seating"], price_min=r["price_min"], price_max=r["price_max"],
             tickets_sold=r["tickets_sold"], available=max(0, r["capacity"] - r["tickets_sold"]),
+            package_ids=list(r["package_ids"]),
         ) for r in rows]
         return t.EventPage(items=items, total=total, page=query.page, per_page=query.per_page,
                            pages=max(1, -(-total // query.per_page)))

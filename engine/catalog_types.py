@@ -221,7 +221,8 @@ class EventSummary(Struct, kw_only=True):
     price_min: int | None
     price_max: int | None
     tickets_sold: int
-    available: int
+    available: int  # tickets left in the active packages (live once the event is on sale)
+    package_ids: list[int] = []  # the active packages
 
 
 class EventPage(Struct, kw_only=True):

@@ -8,7 +8,7 @@ from engine import catalog_types as t
 from engine.errors import NotFound
 from storefront.api import Api, path_int
 from storefront.appkeys import CATALOG
-from storefront.availability import with_availability, with_seat_states
+from storefront.availability import with_availability, with_live_summaries, with_seat_states
 
 api = Api()
 
@@ -17,7 +17,7 @@ api = Api()
          summary="Search published events: keyword, category, dates, city or radius, sort, pages",
          errors=(422,))
 async def list_events(request: web.Request, query: t.EventQuery) -> t.EventPage:
-    return await request.app[CATALOG].search(query)
+    return await with_live_summaries(request.app, await request.app[CATALOG].search(query))
 
 
 @api.get("/api/events/{slug}", response=t.EventDetail, tag="events",

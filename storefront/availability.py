@@ -5,6 +5,7 @@ An event not loaded into Redis (nothing on sale yet) shows each package's capaci
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 
 import msgspec
@@ -38,3 +39,16 @@ async def with_seat_states(app: web.Application, seat_map: t.SeatMap) -> t.SeatM
         msgspec.structs.replace(seat, status=shown[live.seats[seat.id]]) if seat.id in live.seats else seat
         for seat in section.seats]) for section in seat_map.sections]
     return msgspec.structs.replace(seat_map, sections=sections)
+
+
+async def with_live_summaries(app: web.Application, page: t.EventPage) -> t.EventPage:
+    """Search results with each on-sale event's live availability (one pipelined round trip)."""
+    inventory = app[INVENTORY]
+    lives = await asyncio.gather(*[inventory.availability(e.id) for e in page.items])
+    items = []
+    for summary, live in zip(page.items, lives, strict=True):
+        if live.status is not None:
+            summary = msgspec.structs.replace(summary, available=sum(
+                live.packages[p].available for p in summary.package_ids if p in live.packages))
+        items.append(summary)
+    return msgspec.structs.replace(page, items=items)

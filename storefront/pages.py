@@ -15,7 +15,7 @@ from engine.errors import DomainError, NotFound
 from storefront.api import decode_query
 from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
-from storefront.availability import with_availability
+from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
 from storefront.errors import validation_error
 from storefront.render import render
@@ -46,7 +46,7 @@ def _index_query(request: web.Request) -> t.EventQuery:
 @routes.get("/events")
 async def events_index(request: web.Request) -> web.Response:
     query = _index_query(request)
-    page = await request.app[CATALOG].search(query)
+    page = await with_live_summaries(request.app, await request.app[CATALOG].search(query))
     view = "list" if request.query.get("view") == "list" else "grid"
     params = {k: v for k, v in request.query.items() if k != "page" and v}
 

@@ -208,3 +208,13 @@ async def test_a_rush_hold_touches_redis_only(client, factory, on_sale):
     await client.server.app[DB].close()
     resp = await client.post(f"/api/events/{event['id']}/holds", headers=buyer.h, json=body)
     assert resp.status == 201, await resp.text()
+
+
+async def test_listing_shows_live_availability(client, factory, on_sale):
+    _, event, pkg = on_sale
+    buyer = await factory.user()
+    await client.post(f"/api/events/{event['id']}/holds", headers=buyer.h,
+                      json={"items": [{"package_id": pkg["id"], "quantity": 4}]})
+    listing = await (await client.get("/api/events")).json()
+    [item] = [e for e in listing["items"] if e["id"] == event["id"]]
+    assert item["available"] == 6 and item["package_ids"] == [pkg["id"]]
