@@ -67,16 +67,34 @@ def _describe(reason: str, d: dict) -> str:
 
 
 # --- results --------------------------------------------------------------------------------
-class HoldLine(msgspec.Struct, array_like=True):
+class HoldLine(msgspec.Struct, kw_only=True):
     package_id: int
     quantity: int
     unit_price: int
 
 
-class HoldSeat(msgspec.Struct, array_like=True):
+class HoldSeat(msgspec.Struct, kw_only=True):
     seat_id: int
     package_id: int
     price: int
+
+
+class _Line(msgspec.Struct, array_like=True):  # as the scripts store it: [package, qty, price]
+    package_id: int
+    quantity: int
+    unit_price: int
+
+    def public(self) -> HoldLine:
+        return HoldLine(package_id=self.package_id, quantity=self.quantity, unit_price=self.unit_price)
+
+
+class _Seat(msgspec.Struct, array_like=True):  # [seat, package, price]
+    seat_id: int
+    package_id: int
+    price: int
+
+    def public(self) -> HoldSeat:
+        return HoldSeat(seat_id=self.seat_id, package_id=self.package_id, price=self.price)
 
 
 class Hold(msgspec.Struct, kw_only=True):
@@ -122,8 +140,8 @@ class _RawHold(msgspec.Struct):
     created: int = 0
     expires: int = 0
     lines: list[tuple[int, int]] = []
-    ga: list[HoldLine] = []
-    seats: list[HoldSeat] = []
+    ga: list[_Line] = []
+    seats: list[_Seat] = []
 
 
 class _RawSale(msgspec.Struct):
@@ -131,8 +149,8 @@ class _RawSale(msgspec.Struct):
     hold: str
     buyer: str
     lines: list[tuple[int, int]] = []
-    ga: list[HoldLine] = []
-    seats: list[HoldSeat] = []
+    ga: list[_Line] = []
+    seats: list[_Seat] = []
 
 
 def _ms(dt: datetime | None) -> int:
@@ -265,7 +283,8 @@ class Inventory:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         raw = msgspec.convert(result["sale"], _RawSale)
         return Sale(order_number=raw.order, event_id=event_id, hold_id=raw.hold, buyer=raw.buyer,
-                    items=raw.ga, seats=raw.seats, retaken=bool(result.get("retaken")),
+                    items=[i.public() for i in raw.ga], seats=[x.public() for x in raw.seats],
+                    retaken=bool(result.get("retaken")),
                     replay=bool(result.get("replay")))
 
     async def unsell(self, event_id: int, order_number: str, restock: bool = True) -> bool:
@@ -324,4 +343,5 @@ def event_of_hold(hold_id: str) -> int | None:
 def _hold(event_id: int, raw: _RawHold) -> Hold:
     total = sum(i.quantity * i.unit_price for i in raw.ga) + sum(s.price for s in raw.seats)
     return Hold(id=raw.id, event_id=event_id, buyer=raw.buyer, created_at=_dt(raw.created),
-                expires_at=_dt(raw.expires), items=raw.ga, seats=raw.seats, total=total)
+                expires_at=_dt(raw.expires), items=[i.public() for i in raw.ga],
+                seats=[x.public() for x in raw.seats], total=total)

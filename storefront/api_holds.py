@@ -13,7 +13,7 @@ from msgspec import Meta
 
 from engine.accounts import User, sign, unsign
 from engine.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from engine.inventory import Hold, HoldRefused, Inventory, event_of_hold
+from engine.inventory import Hold, HoldLine, HoldRefused, HoldSeat, Inventory, event_of_hold
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS, USER
 from storefront.errors import ApiError
@@ -42,26 +42,14 @@ class Selection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     seat_ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**62)]], Meta(max_length=100)] = []
 
 
-class HoldItemOut(msgspec.Struct, kw_only=True):
-    package_id: int
-    quantity: int
-    unit_price: int
-
-
-class HoldSeatOut(msgspec.Struct, kw_only=True):
-    seat_id: int
-    package_id: int
-    price: int
-
-
 class HoldOut(msgspec.Struct, kw_only=True):
     id: str
     event_id: int
     currency: str
     created_at: datetime
     expires_at: datetime
-    items: list[HoldItemOut]
-    seats: list[HoldSeatOut]
+    items: list[HoldLine]
+    seats: list[HoldSeat]
     total: int
 
 
@@ -120,10 +108,7 @@ def hold_out(hold: Hold, currency: str) -> HoldOut:
     return HoldOut(
         id=hold.id, event_id=hold.event_id, currency=currency,
         created_at=hold.created_at, expires_at=hold.expires_at,
-        items=[HoldItemOut(package_id=i.package_id, quantity=i.quantity, unit_price=i.unit_price)
-               for i in hold.items],
-        seats=[HoldSeatOut(seat_id=s.seat_id, package_id=s.package_id, price=s.price)
-               for s in hold.seats],
+        items=hold.items, seats=hold.seats,
         total=hold.total)
 
 
