@@ -104,11 +104,31 @@ def _set_fields(patch: msgspec.Struct) -> dict[str, Any]:
     }
 
 
-class Catalog:
-    """Reads and writes the catalog. One instance per pool; methods take the acting provider."""
+OnChange = Callable[[asyncpg.Connection, int], Awaitable[None]]
 
-    def __init__(self, pool: asyncpg.Pool):
+
+class Catalog:
+    """Reads and writes the catalog. One instance per pool; methods take the acting provider.
+
+    `on_change(conn, event_id)` runs inside every write transaction that changes what is on
+    sale (status, packages, sections, seats), after the change and with the event row locked:
+    the stock in Redis is brought in step there, and if that refuses, the change rolls back.
+    Writers of one event are serialised by that row lock, so no stale copy can overwrite a newer.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, on_change: OnChange | None = None):
         self.pool = pool
+        self.on_change = on_change
+
+    async def _changed(self, conn: asyncpg.Connection, event_id: int) -> None:
+        if self.on_change is not None:
+            await self.on_change(conn, event_id)
+
+    async def locked(self, event_id: int) -> None:
+        """Run `on_change` for one event under its row lock (start-up reconciliation)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if await conn.fetchval("SELECT 1 FROM events WHERE id = $1 FOR UPDATE", event_id):
+                await self._changed(conn, event_id)
 
     # --- events -------------------------------------------------------------------------------
     async def create_event(self, provider_id: int, data: t.EventCreate) -> t.Event:
@@ -148,6 +168,9 @@ class Catalog:
             if "slug" in changes and current.status != "draft" and changes["slug"] != current.slug:
                 raise Invalid("the slug is fixed once an event is published; links point at it",
                               fields={"slug": "fixed after publishing"})
+            if "currency" in changes and current.status != "draft" and changes["currency"] != current.currency:
+                raise Invalid("the currency is fixed once an event is published; prices were "
+                              "shown and held in it", fields={"currency": "fixed after publishing"})
             if "requires_seating" in changes and current.status != "draft":
                 raise Invalid("seating can only be switched on or off while the event is a draft",
                               fields={"requires_seating": "fixed after publishing"})
@@ -194,6 +217,7 @@ class Catalog:
                     WHERE id = $1 RETURNING {_EVENT_COLUMNS}""",
                 event_id, target, new_start, new_end,
             )
+            await self._changed(conn, event_id)
             return _event(row)
 
     async def _check_publishable(self, conn: asyncpg.Connection, event: t.Event) -> None:
@@ -258,17 +282,16 @@ class Catalog:
                     raise Conflict(f"this event already has a package named {data.name!r}",
                                    code="package_name_taken", fields={"name": "already used"}) from None
                 raise
+            await self._changed(conn, event_id)
             return _package(row)
 
     async def update_package(
         self, owner: int | None, event_id: int, package_id: int, patch: t.PackageUpdate,
-        before_commit: Callable[[t.Event, t.Package], Awaitable[None]] | None = None,
     ) -> t.Package:
-        """Change a package. `before_commit(event, new package)` runs inside the transaction
-        (the on-sale stock is updated there): if it raises, nothing changes."""
+        """Change a package (a capacity below what is held + sold is refused by `on_change`)."""
         changes = _set_fields(patch)
         async with self.pool.acquire() as conn, conn.transaction():
-            event = await self._owned_event(conn, owner, event_id, for_update=True)
+            await self._owned_event(conn, owner, event_id, for_update=True)
             row = await conn.fetchrow(
                 f"SELECT {_PACKAGE_COLUMNS} FROM ticket_packages WHERE id = $1 AND event_id = $2 "
                 "FOR UPDATE", package_id, event_id)
@@ -291,10 +314,8 @@ class Catalog:
                     raise Conflict("this event already has a package with that name",
                                    code="package_name_taken", fields={"name": "already used"}) from None
                 raise
-            updated = _package(row)
-            if before_commit is not None:
-                await before_commit(event, updated)
-            return updated
+            await self._changed(conn, event_id)
+            return _package(row)
 
     async def packages(self, event_id: int, conn: Any = None) -> list[t.Package]:
         rows = await (conn or self.pool).fetch(
@@ -339,11 +360,16 @@ class Catalog:
             except asyncpg.UniqueViolationError:
                 raise Invalid("custom seat numbers must be unique within a section",
                               fields={"custom_seats": "duplicate seat_number"}) from None
+            await self._changed(conn, event_id)
         seat_map = await self.seat_map(event_id, section_ids=[section_id])
         return seat_map.sections[0]
 
-    async def block_seats(self, owner: int | None, event_id: int, data: t.SeatBlock) -> list[int]:
-        """Block (or unblock) available seats; returns the seat ids changed."""
+    async def block_seats(
+        self, owner: int | None, event_id: int, data: t.SeatBlock,
+        live: Callable[[list[int]], Awaitable[None]] | None = None,
+    ) -> list[int]:
+        """Block (or unblock) available seats; returns the seat ids changed. `live(changed)` runs
+        before commit (the on-sale seats flip there; a held or sold seat refuses and rolls back)."""
         wanted = set(data.seat_ids)
         src, dst = ("available", "blocked") if data.blocked else ("blocked", "available")
         async with self.pool.acquire() as conn, conn.transaction():
@@ -366,20 +392,25 @@ class Catalog:
             changed = await conn.fetch(
                 "UPDATE seats SET status = $2 WHERE id = ANY($1::bigint[]) AND status = $3 RETURNING id",
                 list(wanted), dst, src)
-            return sorted(r["id"] for r in changed)
+            ids = sorted(r["id"] for r in changed)
+            if live is not None and ids:
+                await live(ids)
+            return ids
 
-    async def seat_map(self, event_id: int, section_ids: Iterable[int] | None = None) -> t.SeatMap:
-        currency = await self.pool.fetchval("SELECT currency FROM events WHERE id = $1", event_id)
+    async def seat_map(self, event_id: int, section_ids: Iterable[int] | None = None,
+                       conn: Any = None) -> t.SeatMap:
+        db = conn or self.pool
+        currency = await db.fetchval("SELECT currency FROM events WHERE id = $1", event_id)
         if currency is None:
             raise NotFound(f"no event with id {event_id}")
         ids = list(section_ids) if section_ids is not None else None
-        sections = await self.pool.fetch(
+        sections = await db.fetch(
             "SELECT c.id, c.name, c.package_id, c.capacity, c.row_count, c.seat_numbering_type, "
             "c.sort_order, coalesce(p.price, 0) AS base_price FROM sections c "
             "LEFT JOIN ticket_packages p ON p.id = c.package_id WHERE c.event_id = $1 "
             "AND ($2::bigint[] IS NULL OR c.id = ANY($2::bigint[])) ORDER BY c.sort_order, c.id",
             event_id, ids)
-        seats = await self.pool.fetch(
+        seats = await db.fetch(
             "SELECT s.id, s.section_id, s.seat_number, s.row, s.column, s.status, s.price_modifier "
             "FROM seats s JOIN sections c ON c.id = s.section_id WHERE c.event_id = $1 "
             "AND ($2::bigint[] IS NULL OR c.id = ANY($2::bigint[])) ORDER BY s.id", event_id, ids)
@@ -397,17 +428,18 @@ class Catalog:
 
     # --- public reads -------------------------------------------------------------------------
     async def event_detail(
-        self, *, slug: str | None = None, event_id: int | None = None, public_only: bool = True
+        self, *, slug: str | None = None, event_id: int | None = None, public_only: bool = True,
+        conn: Any = None,
     ) -> t.EventDetail | None:
         where = "e.slug = $1" if slug is not None else "e.id = $1"
-        row = await self.pool.fetchrow(
+        row = await (conn or self.pool).fetchrow(
             f"SELECT e.*, sp.business_name AS provider_name FROM events e "
             f"JOIN service_providers sp ON sp.id = e.provider_id WHERE {where}",
             slug if slug is not None else event_id)
         if row is None or (public_only and row["status"] == "draft"):
             return None
         event = _event(row)
-        packages = await self.packages(event.id)
+        packages = await self.packages(event.id, conn)
         if public_only:
             packages = [p for p in packages if p.is_active]
         return t.EventDetail(

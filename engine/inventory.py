@@ -63,6 +63,8 @@ def _describe(reason: str, d: dict) -> str:
         "not_enough": f"only {d.get('available')} left in {pkg}",
         "hold_id_taken": "that hold id belongs to another buyer",
         "stock_gone": "the hold expired and its tickets were sold to someone else",
+        "refunded": f"order {d.get('order')} was refunded; it cannot be confirmed again",
+        "hold_already_sold": f"this hold was already sold as order {d.get('order')}",
     }.get(reason, reason)
 
 
@@ -227,6 +229,10 @@ class Inventory:
                       for s in seats if seat_package[s.id] is not None],
         }
         result = await self._run("load_stock", event.id, msgspec.json.encode(payload))
+        if not result["ok"] and result["reason"] == "package_sold_by_quantity":
+            raise Conflict(f"package {result['package_id']} already has {result['committed']} tickets "
+                           "held or sold by quantity; give the seats a new package",
+                           code="package_sold_by_quantity", fields={"package_id": "sold by quantity"})
         if not result["ok"]:
             raise Conflict(f"capacity of package {result['package_id']} cannot go below the "
                            f"{result['committed']} tickets already held or sold",

@@ -62,6 +62,7 @@ class _Call:
     keys: tuple[str, ...]
     args: tuple[Any, ...]
     future: asyncio.Future
+    packed: bytes = b""
 
 
 class ScriptRunner:
@@ -81,7 +82,10 @@ class ScriptRunner:
 
     async def run(self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
         future = asyncio.get_running_loop().create_future()
-        self._queue.append(_Call(script, keys, args, future))
+        call = _Call(script, keys, args, future)
+        if isinstance(self.client, redis.Redis):
+            call.packed = self._pack(call)  # a bad argument fails here, for this caller only
+        self._queue.append(call)
         if not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._start_flush)
@@ -134,7 +138,7 @@ class ScriptRunner:
         # One connection, every command packed and written at once, replies read in order.
         # Packing here (with the constant "EVALSHA sha numkeys keys..." part cached) instead of
         # through redis-py's generic pipeline is what lets one process keep up with Redis.
-        payload = b"".join(self._pack(call) for call in batch)
+        payload = b"".join(call.packed for call in batch)
         pool = self.client.connection_pool
         conn = await pool.get_connection()
         try:

@@ -19,11 +19,14 @@ async def sweep_once(inventory: Inventory, batch: int = 1000) -> int:
     """One pass over the events on sale; returns the number of holds expired."""
     total = 0
     for event_id in await inventory.events_on_sale():
-        while True:
-            expired, due = await inventory.expire(event_id, batch)
-            total += expired
-            if not due:
-                break
+        try:
+            while True:
+                expired, due = await inventory.expire(event_id, batch)
+                total += expired
+                if not due:
+                    break
+        except Exception:  # one event's trouble must not stop the others being swept
+            log.exception("sweeping event %d failed", event_id)
     return total
 
 

@@ -81,14 +81,14 @@ async def _reconcile(settings: Settings) -> None:
     from engine.catalog import Catalog
     from engine.inventory import Inventory
     from engine.keys import Keys
-    from engine.onsale import sync_all
+    from engine.onsale import connect, sync_all
     from storefront.app import redis_client
 
     pool = await create_pool(settings.database_url, 1, 2)
     client = redis_client(settings)
     inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
     try:
-        loaded = await sync_all(Catalog(pool), inventory)
+        loaded = await sync_all(connect(Catalog(pool), inventory), inventory)
         log.info("stock loaded for %d event(s) on sale", loaded)
     finally:
         await inventory.close()

@@ -9,8 +9,7 @@ from aiohttp import web
 
 from engine import catalog_types as t
 from engine.accounts import User
-from engine.errors import Forbidden, Invalid
-from engine.onsale import sync_event
+from engine.errors import Forbidden
 from storefront.api import Api, path_int
 from storefront.appkeys import CATALOG, EVENT_CACHE, INVENTORY
 from storefront.auth import provider_scope
@@ -58,18 +57,12 @@ async def update_event(request: web.Request, user: User, body: t.EventUpdate) ->
     return await request.app[CATALOG].update_event(_scope(user), path_int(request, "event_id"), body)
 
 
-async def _sync(request: web.Request, event_id: int) -> None:
-    """Bring the on-sale stock in Redis in step with the catalog after a change."""
-    request.app[EVENT_CACHE].forget(event_id)
-    await sync_event(request.app[CATALOG], request.app[INVENTORY], event_id)
-
-
 async def _transition(request: web.Request, user: User, target: str,
                       body: t.Postpone | None = None) -> t.Event:
     event = await request.app[CATALOG].transition(
         _scope(user), path_int(request, "event_id"), target,
         starts_at=body.starts_at if body else None, ends_at=body.ends_at if body else None)
-    await _sync(request, event.id)
+    request.app[EVENT_CACHE].forget(event.id)
     return event
 
 
@@ -104,38 +97,22 @@ async def complete(request: web.Request, user: User) -> t.Event:
           status=201, tag=TAG, summary="Add a ticket package (tier) with its sale window",
           errors=(400, 401, 403, 404, 409, 415, 422))
 async def create_package(request: web.Request, user: User, body: t.PackageCreate) -> t.Package:
-    package = await request.app[CATALOG].create_package(_scope(user), path_int(request, "event_id"), body)
-    await _sync(request, package.event_id)
-    return package
+    return await request.app[CATALOG].create_package(_scope(user), path_int(request, "event_id"), body)
 
 
 @api.patch(EVENT + r"/packages/{package_id:\d+}", roles=PROVIDERS, body=t.PackageUpdate,
            response=t.Package, tag=TAG, summary="Change a package: price, capacity, sale window",
            errors=(400, 401, 403, 404, 409, 415, 422))
 async def update_package(request: web.Request, user: User, body: t.PackageUpdate) -> t.Package:
-    inventory = request.app[INVENTORY]
-
-    async def load_stock(event: t.Event, package: t.Package) -> None:
-        # inside the catalog's transaction: a capacity below held + sold is refused by the
-        # load script, and the catalog change rolls back with it
-        if (await inventory.availability(event.id)).status is not None:
-            await inventory.load(event, [package], None)
-
-    package = await request.app[CATALOG].update_package(
-        _scope(user), path_int(request, "event_id"), path_int(request, "package_id"), body,
-        before_commit=load_stock)
-    request.app[EVENT_CACHE].forget(package.event_id)
-    return package
+    return await request.app[CATALOG].update_package(
+        _scope(user), path_int(request, "event_id"), path_int(request, "package_id"), body)
 
 
 @api.post(EVENT + "/sections", roles=PROVIDERS, body=t.SectionCreate, response=t.Section,
           status=201, tag=TAG, summary="Add a section and generate its seats",
           errors=(400, 401, 403, 404, 409, 415, 422))
 async def create_section(request: web.Request, user: User, body: t.SectionCreate) -> t.Section:
-    event_id = path_int(request, "event_id")
-    section = await request.app[CATALOG].create_section(_scope(user), event_id, body)
-    await _sync(request, event_id)
-    return section
+    return await request.app[CATALOG].create_section(_scope(user), path_int(request, "event_id"), body)
 
 
 @api.get(EVENT + "/seating", roles=PROVIDERS, response=t.SeatMap, tag=TAG,
@@ -150,20 +127,14 @@ async def seating(request: web.Request, user: User) -> t.SeatMap:
           summary="Block seats from sale (or unblock them with blocked=false)",
           errors=(400, 401, 403, 404, 409, 415, 422))
 async def block_seats(request: web.Request, user: User, body: t.SeatBlock) -> t.SeatBlockResult:
-    """Redis decides first (a held or sold seat cannot be blocked); the catalog records it."""
+    """The catalog records it; the on-sale seats flip in the same transaction, and a seat held or
+    sold meanwhile refuses the whole change."""
     event_id = path_int(request, "event_id")
-    catalog, inventory = request.app[CATALOG], request.app[INVENTORY]
-    scope = _scope(user)
-    await catalog.provider_event(scope, event_id)  # ownership before anything else
-    if len(set(body.seat_ids)) != len(body.seat_ids):
-        raise Invalid("seat_ids lists a seat twice", fields={"seat_ids": "duplicates"})
-    flipped: list[int] = []
-    if (await inventory.availability(event_id)).status is not None:
-        flipped = await inventory.block_seats(event_id, body.seat_ids, body.blocked)
-    try:
-        changed = await catalog.block_seats(scope, event_id, body)
-    except Exception:
-        if flipped:  # put back exactly what Redis changed
-            await inventory.block_seats(event_id, flipped, not body.blocked)
-        raise
+    inventory = request.app[INVENTORY]
+
+    async def flip(seat_ids: list[int]) -> None:  # runs under the event's row lock
+        if (await inventory.availability(event_id)).status is not None:
+            await inventory.block_seats(event_id, seat_ids, body.blocked)
+
+    changed = await request.app[CATALOG].block_seats(_scope(user), event_id, body, live=flip)
     return t.SeatBlockResult(changed=changed)

@@ -16,6 +16,7 @@ from engine.catalog import Catalog
 from engine.db import create_pool
 from engine.inventory import Inventory
 from engine.keys import Keys
+from engine.onsale import connect
 from engine.settings import Settings
 from engine.sweeper import sweep_forever
 from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
@@ -54,8 +55,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[EXECUTOR] = ThreadPoolExecutor(max_workers=4, thread_name_prefix="kwika-blocking")
     app[REDIS] = redis_client(settings)
     app[DB] = await create_pool(settings.database_url, settings.db_pool_min, settings.db_pool_max)
-    app[CATALOG] = Catalog(app[DB])
     app[INVENTORY] = Inventory(app[REDIS], app[KEYS], settings.hold_ttl_seconds)
+    app[CATALOG] = connect(Catalog(app[DB]), app[INVENTORY])
     app[EVENT_CACHE] = EventCache(app[DB])
     app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR],
                              settings.session_ttl_seconds, settings.argon2_memory_kib,

@@ -24,7 +24,7 @@ class EventCache:
     def __init__(self, pool: asyncpg.Pool, ttl_seconds: float = 5.0):
         self.pool = pool
         self.ttl = ttl_seconds
-        self._facts: dict[int, tuple[float, EventFacts | None]] = {}
+        self._facts: dict[int, tuple[float, EventFacts]] = {}
 
     async def get(self, event_id: int) -> EventFacts:
         """Facts of a public (non-draft) event, or NotFound."""
@@ -34,14 +34,13 @@ class EventCache:
             row = await self.pool.fetchrow(
                 "SELECT id, status, currency, allow_guest_checkout, requires_seating FROM events "
                 "WHERE id = $1 AND status <> 'draft'", event_id)
-            facts = EventFacts(row["id"], row["status"], row["currency"].strip(),
-                               row["allow_guest_checkout"], row["requires_seating"]) if row else None
+            if row is None:  # not cached: it may be published a moment from now
+                raise NotFound(f"no published event with id {event_id}")
             if len(self._facts) > 10_000:
                 self._facts.clear()
-            hit = (now + self.ttl, facts)
+            hit = (now + self.ttl, EventFacts(row["id"], row["status"], row["currency"].strip(),
+                                              row["allow_guest_checkout"], row["requires_seating"]))
             self._facts[event_id] = hit
-        if hit[1] is None:
-            raise NotFound(f"no published event with id {event_id}")
         return hit[1]
 
     def forget(self, event_id: int) -> None:

@@ -52,7 +52,8 @@ async def check_invariants(inv: Inventory, event_id: int) -> None:
                      "sales"), inv.event_keys(event_id)))
     r = inv.client
     holds = {k.decode(): msgspec.json.decode(v) for k, v in (await r.hgetall(keys["holds"])).items()}
-    sales = {k.decode(): msgspec.json.decode(v) for k, v in (await r.hgetall(keys["sales"])).items()}
+    sales = {k.decode(): msgspec.json.decode(v) for k, v in (await r.hgetall(keys["sales"])).items()
+             if not k.startswith(b"hold:")}
     seats = {k.decode(): v.decode() for k, v in (await r.hgetall(keys["seats"])).items()}
     held_by: dict[str, str] = {}
     for hid, h in holds.items():

@@ -1,5 +1,6 @@
 -- confirm: turn a hold into a sale and append the order to the event's orders stream.
--- Idempotent on the order number: confirming twice is one sale. When the hold is gone (expired
+-- Idempotent on the order number: confirming twice is one sale; a refunded order or a second
+-- order number for the same hold is refused. When the hold is gone (expired
 -- and swept, or released), the same stock and seats are taken again if still free; otherwise the
 -- answer is 'stock_gone' so the caller can refund.
 -- KEYS   the ten event keys of includes/common.lua
@@ -19,7 +20,14 @@ local extra = ARGV[5]
 local maxlen = ARGV[6]
 
 local done = redis.call('HGET', K.sales, order_no)
-if done then return cjson.encode({ok = true, sale = cjson.decode(done), replay = true}) end
+if done then
+  local sale = cjson.decode(done)
+  if sale.state ~= 'sold' then return refuse('refunded', {order = order_no}) end
+  return cjson.encode({ok = true, sale = sale, replay = true})
+end
+-- one hold is one sale: a second order number for the same hold is refused (the caller refunds)
+local sold_as = redis.call('HGET', K.sales, 'hold:' .. hold_id)
+if sold_as then return refuse('hold_already_sold', {order = sold_as}) end
 
 local now = now_ms()
 local raw = redis.call('HGET', K.holds, hold_id)
@@ -71,7 +79,7 @@ for _, seat in ipairs(hold.seats or {}) do
 end
 local sale = {order = order_no, hold = hold_id, buyer = buyer, lines = hold.lines, ga = hold.ga,
               seats = hold.seats, at = now, state = 'sold'}
-redis.call('HSET', K.sales, order_no, cjson.encode(sale))
+redis.call('HSET', K.sales, order_no, cjson.encode(sale), 'hold:' .. hold_id, order_no)
 redis.call('XADD', K.orders, 'MAXLEN', '~', maxlen, '*',
            'type', 'sale', 'order', order_no, 'sale', cjson.encode(sale), 'extra', extra)
 return cjson.encode({ok = true, sale = sale, retaken = retaken})

@@ -14,7 +14,15 @@ if sale.state ~= 'sold' then return cjson.encode({ok = true, replay = true}) end
 for _, line in ipairs(sale.lines) do
   local pid, qty = tostring(line[1]), line[2]
   bump(pid, 'sold', -qty)
-  if restock then bump(pid, 'avail', qty) else bump(pid, 'cap', -qty) end
+  if restock then
+    bump(pid, 'avail', qty)
+  else
+    bump(pid, 'cap', -qty)
+    local conf = redis.call('HGET', K.pkgs, pid)
+    if not (conf and cjson.decode(conf).seated == 1) then
+      bump(pid, 'withdrawn', qty)  -- remembered by load_stock; withdrawn seats stay blocked instead
+    end
+  end
   bump_buyer(sale.buyer, pid, -qty)
 end
 local mine = 's:' .. order_no
