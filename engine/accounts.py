@@ -39,6 +39,9 @@ TOKEN_TOUCH_SECONDS = 60  # last_used_at is refreshed at most this often (no wri
 # (a hold in a rush) touches Redis only. Changes made through Accounts take effect at once;
 # a change made behind its back (SQL) within this time.
 IDENTITY_CACHE_SECONDS = 60
+# An invalidated entry is replaced by this tombstone for a cache lifetime, and entries are only
+# ever written with NX: a read that began before the invalidation cannot put stale data back.
+_TOMBSTONE = b"-"
 
 # Reserve one login attempt atomically: count it, and (while under the limit) restart the window.
 # Parallel guesses each get their own number, so no more than the limit are ever checked.
@@ -180,14 +183,14 @@ class Accounts:
         """`get_user` through the identity cache."""
         key = self.keys.user(user_id)
         raw = await self.redis.get(key)
-        if raw is not None:
+        if raw is not None and raw != _TOMBSTONE:
             return msgspec.json.decode(raw, type=User)
         user = await self.get_user(user_id)
-        await self.redis.set(key, msgspec.json.encode(user), ex=IDENTITY_CACHE_SECONDS)
+        await self.redis.set(key, msgspec.json.encode(user), ex=IDENTITY_CACHE_SECONDS, nx=True)
         return user
 
     async def forget_user(self, user_id: int) -> None:
-        await self.redis.delete(self.keys.user(user_id))
+        await self.redis.set(self.keys.user(user_id), _TOMBSTONE, ex=IDENTITY_CACHE_SECONDS)
 
     async def set_active(self, user_id: int, active: bool) -> None:
         """Lock a user out (or let them back in); a locked-out user's requests fail at once."""
@@ -241,14 +244,14 @@ class Accounts:
             "AND revoked_at IS NULL RETURNING token_hash", token_id, user_id)
         if digest is None:
             raise NotFound(f"no active token with id {token_id}")
-        await self.redis.delete(self.keys.token(digest.hex()))
+        await self.redis.set(self.keys.token(digest.hex()), _TOMBSTONE, ex=IDENTITY_CACHE_SECONDS)
 
     async def user_for_token(self, token: str) -> User | None:
         """The active user of an unrevoked token, else None."""
         digest = _token_digest(token)
         cache_key = self.keys.token(digest.hex())
         cached = await self.redis.get(cache_key)
-        if cached is not None:
+        if cached is not None and cached != _TOMBSTONE:
             try:
                 return await self.cached_user(int(cached))
             except NotFound:
@@ -262,7 +265,7 @@ class Accounts:
             "SELECT user_id FROM t", digest, TOKEN_TOUCH_SECONDS)
         if user_id is None:
             return None
-        await self.redis.set(cache_key, user_id, ex=IDENTITY_CACHE_SECONDS)
+        await self.redis.set(cache_key, user_id, ex=IDENTITY_CACHE_SECONDS, nx=True)
         try:
             return await self.cached_user(user_id)
         except NotFound:  # deactivated meanwhile

@@ -426,3 +426,14 @@ async def test_admin_verifies_a_provider(client, factory, db):
     resp = await client.post("/api/admin/providers/999999/verification",
                              json={"status": "verified"}, headers=admin.h)
     assert resp.status == 404
+
+
+async def test_a_stale_cache_fill_cannot_outlive_a_deactivation(client, factory):
+    """A read that loaded the user before the deactivation writes its copy after it: the
+    tombstone wins, so the deactivation holds at once."""
+    actor = await factory.user("buyer")
+    accounts = client.server.app[ACCOUNTS]
+    stale = await accounts.get_user(actor.user["id"])  # read before...
+    await accounts.set_active(actor.user["id"], False)  # ...the deactivation...
+    await accounts.redis.set(accounts.keys.user(stale.id), b"{}", nx=True)  # ...fills after it
+    assert (await client.get("/api/auth/me", headers=actor.h)).status == 401
