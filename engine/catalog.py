@@ -7,12 +7,8 @@ fragments with numbered parameters, never from input text.
 
 from __future__ import annotations
 
-import functools
-import re
-import unicodedata
-import zoneinfo
 from collections.abc import Awaitable, Callable, Iterable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -20,83 +16,21 @@ import msgspec
 from msgspec import UNSET
 
 from engine import catalog_types as t
+from engine.catalog_rules import (
+    check_dates,
+    check_order_limits,
+    check_position,
+    check_timezone,
+    check_transition,
+    check_window,
+    generate_seats,
+    slugify,
+)
 from engine.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
-
-# status -> the statuses it may move to
-TRANSITIONS: dict[str, frozenset[str]] = {
-    "draft": frozenset({"published", "cancelled"}),
-    "published": frozenset({"cancelled", "postponed", "completed"}),
-    "postponed": frozenset({"published", "cancelled"}),
-    "cancelled": frozenset(),
-    "completed": frozenset(),
-}
-PUBLIC_STATUSES = ("published", "postponed")
+from engine.search import categories, search_events
 
 _EVENT_COLUMNS = ", ".join(f for f in t.Event.__struct_fields__)
 _PACKAGE_COLUMNS = ", ".join(f for f in t.Package.__struct_fields__ if f not in ("available", "sale_state"))
-
-
-def slugify(text: str) -> str:
-    """`"Lake of Stars 2026!"` -> `"lake-of-stars-2026"`; never empty."""
-    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    slug = re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")
-    return slug[:100].strip("-") or "event"
-
-
-def check_transition(current: str, target: str) -> None:
-    """Raise InvalidTransition unless the lifecycle allows `current` -> `target`."""
-    if target not in TRANSITIONS[current]:
-        allowed = ", ".join(sorted(TRANSITIONS[current])) or "nothing (final state)"
-        raise InvalidTransition(
-            f"an event that is {current} cannot become {target}; it can become: {allowed}"
-        )
-
-
-def sale_state(pkg: t.Package, now: datetime) -> str:
-    """Where a package stands in its sale window at `now` (pure; availability supplied)."""
-    if pkg.opens_at is not None and now < pkg.opens_at:
-        return "upcoming"
-    if (pkg.closes_at is not None and now >= pkg.closes_at) or not pkg.is_active:
-        return "closed"
-    if pkg.available <= 0:
-        return "sold_out"
-    return "on_sale"
-
-
-def _check_dates(starts_at: datetime, ends_at: datetime) -> None:
-    for name, value in (("starts_at", starts_at), ("ends_at", ends_at)):
-        if value.tzinfo is None:
-            raise Invalid(f"{name} needs a time zone offset", fields={name: "time zone missing"})
-    if ends_at <= starts_at:
-        raise Invalid("ends_at must be after starts_at", fields={"ends_at": "must be after starts_at"})
-
-
-@functools.cache
-def _zones() -> frozenset[str]:
-    # "localtime" and friends are files in the zone directory, not IANA zone names
-    return frozenset(zoneinfo.available_timezones()) - {"localtime", "posixrules", "Factory"}
-
-
-def _check_timezone(name: str) -> None:
-    if name not in _zones():
-        raise Invalid(f"{name!r} is not an IANA time zone (e.g. Africa/Blantyre)",
-                      fields={"timezone": "unknown time zone"})
-
-
-def _check_position(latitude: float | None, longitude: float | None) -> None:
-    if (latitude is None) != (longitude is None):
-        missing = "longitude" if longitude is None else "latitude"
-        raise Invalid("latitude and longitude go together: give both or neither",
-                      fields={missing: "required with the other coordinate"})
-
-
-def _check_window(opens_at: datetime | None, closes_at: datetime | None) -> None:
-    for name, value in (("opens_at", opens_at), ("closes_at", closes_at)):
-        if value is not None and value.tzinfo is None:
-            raise Invalid(f"{name} needs a time zone offset", fields={name: "time zone missing"})
-    if opens_at and closes_at and closes_at <= opens_at:
-        raise Invalid("closes_at must be after opens_at", fields={"closes_at": "must be after opens_at"})
-
 
 def _set_fields(patch: msgspec.Struct) -> dict[str, Any]:
     return {
@@ -132,9 +66,9 @@ class Catalog:
 
     # --- events -------------------------------------------------------------------------------
     async def create_event(self, provider_id: int, data: t.EventCreate) -> t.Event:
-        _check_dates(data.starts_at, data.ends_at)
-        _check_timezone(data.timezone)
-        _check_position(data.latitude, data.longitude)
+        check_dates(data.starts_at, data.ends_at)
+        check_timezone(data.timezone)
+        check_position(data.latitude, data.longitude)
         fields = msgspec.structs.asdict(data)
         explicit_slug = fields.pop("slug")
         base = explicit_slug or slugify(data.title)
@@ -174,11 +108,11 @@ class Catalog:
             if "requires_seating" in changes and current.status != "draft":
                 raise Invalid("seating can only be switched on or off while the event is a draft",
                               fields={"requires_seating": "fixed after publishing"})
-            _check_dates(changes.get("starts_at", current.starts_at),
+            check_dates(changes.get("starts_at", current.starts_at),
                          changes.get("ends_at", current.ends_at))
             if "timezone" in changes:
-                _check_timezone(changes["timezone"])
-            _check_position(changes.get("latitude", current.latitude),
+                check_timezone(changes["timezone"])
+            check_position(changes.get("latitude", current.latitude),
                             changes.get("longitude", current.longitude))
             assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
             try:
@@ -206,7 +140,7 @@ class Catalog:
             new_end = ends_at or current.ends_at
             if starts_at and not ends_at:
                 new_end = starts_at + (current.ends_at - current.starts_at)
-            _check_dates(new_start, new_end)
+            check_dates(new_start, new_end)
             if target == "published":
                 await self._check_publishable(conn, current)
             row = await conn.fetchrow(
@@ -265,8 +199,8 @@ class Catalog:
         async with self.pool.acquire() as conn, conn.transaction():
             # ownership first: another provider learns nothing from their input being checked
             event = await self._owned_event(conn, owner, event_id, for_update=True)
-            _check_window(data.opens_at, data.closes_at)
-            _check_order_limits(data.min_per_order, data.max_per_order)
+            check_window(data.opens_at, data.closes_at)
+            check_order_limits(data.min_per_order, data.max_per_order)
             if event.status in ("cancelled", "completed"):
                 raise InvalidTransition(f"a {event.status} event takes no new packages")
             columns = ["event_id", *fields]
@@ -300,9 +234,9 @@ class Catalog:
             current = _package(row)
             if not changes:
                 return current
-            _check_window(changes.get("opens_at", current.opens_at),
+            check_window(changes.get("opens_at", current.opens_at),
                           changes.get("closes_at", current.closes_at))
-            _check_order_limits(changes.get("min_per_order", current.min_per_order),
+            check_order_limits(changes.get("min_per_order", current.min_per_order),
                                 changes.get("max_per_order", current.max_per_order))
             assignments = ", ".join(f"{col} = ${i}" for i, col in enumerate(changes, start=2))
             try:
@@ -449,129 +383,11 @@ class Catalog:
             provider_name=row["provider_name"])
 
     async def search(self, query: t.EventQuery, now: datetime | None = None) -> t.EventPage:
-        now = now or datetime.now(UTC)
-        where, args = _search_filters(query, now)
-        direction = (query.order or ("desc" if query.sort == "popularity" else "asc")).upper()
-        order_by = {
-            "date": f"e.starts_at {direction}, e.id",
-            "popularity": f"e.tickets_sold {direction}, e.starts_at, e.id",
-            "price": f"price_min {direction} NULLS LAST, e.starts_at, e.id",
-        }[query.sort]
-        offset = (query.page - 1) * query.per_page
-        rows = await self.pool.fetch(
-            f"""SELECT e.id, e.slug, e.title, e.category, e.venue, e.city, e.starts_at, e.ends_at,
-                       e.timezone, e.cover_image_url, e.status, e.currency, e.requires_seating,
-                       e.tickets_sold, p.price_min, p.price_max, coalesce(p.capacity, 0) AS capacity,
-                       coalesce(p.package_ids, '{{}}'::bigint[]) AS package_ids,
-                       count(*) OVER () AS total
-                FROM events e
-                LEFT JOIN LATERAL (
-                    SELECT min(price) AS price_min, max(price) AS price_max,
-                           sum(capacity)::int AS capacity, array_agg(id ORDER BY id) AS package_ids
-                    FROM ticket_packages WHERE event_id = e.id AND is_active) p ON true
-                WHERE {' AND '.join(where)}
-                ORDER BY {order_by}
-                LIMIT {query.per_page} OFFSET {offset}""",
-            *args)
-        total = rows[0]["total"] if rows else await self._count(where, args)
-        items = [t.EventSummary(
-            id=r["id"], slug=r["slug"], title=r["title"], category=r["category"], venue=r["venue"],
-            city=r["city"], starts_at=r["starts_at"], ends_at=r["ends_at"], timezone=r["timezone"],
-            cover_image_url=r["cover_image_url"], status=r["status"], currency=r["currency"].strip(),
-            requires_seating=r["requires_seating"], price_min=r["price_min"], price_max=r["price_max"],
-            tickets_sold=r["tickets_sold"], available=max(0, r["capacity"] - r["tickets_sold"]),
-            package_ids=list(r["package_ids"]),
-        ) for r in rows]
-        return t.EventPage(items=items, total=total, page=query.page, per_page=query.per_page,
-                           pages=max(1, -(-total // query.per_page)))
-
-    async def _count(self, where: list[str], args: list[Any]) -> int:
-        return await self.pool.fetchval(f"SELECT count(*) FROM events e WHERE {' AND '.join(where)}", *args)
+        """Published events matching `query` (see engine/search.py)."""
+        return await search_events(self.pool, query, now)
 
     async def categories(self) -> list[str]:
-        rows = await self.pool.fetch(
-            "SELECT DISTINCT category FROM events WHERE status = ANY($1::text[]) ORDER BY category",
-            list(PUBLIC_STATUSES))
-        return [r["category"] for r in rows]
-
-
-def _search_filters(query: t.EventQuery, now: datetime) -> tuple[list[str], list[Any]]:
-    """WHERE fragments and their parameters. Fragments are constants; values go in `args`."""
-    args: list[Any] = [list(PUBLIC_STATUSES)]
-    where = ["e.status = ANY($1::text[])"]
-
-    def arg(value: Any) -> str:
-        args.append(value)
-        return f"${len(args)}"
-
-    q = (query.q or "").strip()
-    if q:
-        words = " & ".join(re.sub(r"[^\w]", "", w) + ":*" for w in q.split() if re.sub(r"[^\w]", "", w))
-        like = "%" + q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        if words:
-            where.append(
-                "(to_tsvector('simple', e.title || ' ' || e.description || ' ' || e.venue || ' ' || "
-                f"e.city) @@ to_tsquery('simple', {arg(words)}) OR e.title ILIKE {arg(like)})")
-        else:
-            where.append(f"e.title ILIKE {arg(like)}")
-    if query.category:
-        where.append(f"e.category = {arg(query.category)}")
-    if query.city:
-        where.append(f"lower(e.city) = lower({arg(query.city.strip())})")
-    if query.date_from and query.date_to and query.date_to < query.date_from:
-        raise Invalid("date_to must not be before date_from", fields={"date_to": "before date_from"})
-    if query.date_from or query.date_to:
-        if query.date_from:
-            where.append(f"e.ends_at >= {arg(query.date_from)}")
-        if query.date_to:
-            where.append(f"e.starts_at <= {arg(query.date_to)}")
-    else:
-        where.append(f"e.ends_at >= {arg(now)}")  # upcoming and running events by default
-    if (query.lat is None) != (query.lng is None):
-        missing = "lng" if query.lng is None else "lat"
-        raise Invalid("lat and lng go together: give both or neither",
-                      fields={missing: "required with the other coordinate"})
-    if query.lat is not None and query.lng is not None:
-        # great-circle distance (haversine) in km; no PostGIS needed for a radius filter.
-        # least(1, ...) keeps rounding at the antipode inside asin's domain.
-        lat, lng, radius = arg(query.lat), arg(query.lng), arg(query.radius_km)
-        where.append(
-            f"e.latitude IS NOT NULL AND e.longitude IS NOT NULL AND 2 * 6371 * asin(least(1.0, "
-            f"sqrt(power(sin(radians(e.latitude - {lat}) / 2), 2)"
-            f" + cos(radians({lat})) * cos(radians(e.latitude)) * "
-            f"power(sin(radians(e.longitude - {lng}) / 2), 2)))) <= {radius}")
-    return where, args
-
-
-def _check_order_limits(min_per_order: int, max_per_order: int) -> None:
-    if max_per_order < min_per_order:
-        raise Invalid("max_per_order must be at least min_per_order",
-                      fields={"max_per_order": "below min_per_order"})
-
-
-def _row_label(index: int) -> str:
-    """0 -> A, 25 -> Z, 26 -> AA."""
-    label = ""
-    index += 1
-    while index:
-        index, rem = divmod(index - 1, 26)
-        label = chr(65 + rem) + label
-    return label
-
-
-def generate_seats(data: t.SectionCreate) -> list[tuple[str, str | None, int | None, int]]:
-    """(seat_number, row, column, price_modifier) for each seat of a new section (pure)."""
-    if data.numbering_type == "custom":
-        return [(s.seat_number, s.row, None, s.price_modifier + data.row_price_modifiers.get(s.row or "", 0))
-                for s in data.custom_seats]
-    seats = []
-    for r in range(data.rows):
-        row = _row_label(r)
-        modifier = data.row_price_modifiers.get(row, 0)
-        for c in range(1, data.seats_per_row + 1):
-            number = f"{row}{c}" if data.numbering_type == "grid" else str(r * data.seats_per_row + c)
-            seats.append((number, row, c, modifier))
-    return seats
+        return await categories(self.pool)
 
 
 def _event(row: asyncpg.Record) -> t.Event:

@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from engine import catalog_types as t
-from engine.catalog import sale_state
+from engine.catalog_rules import sale_state
 from storefront.appkeys import INVENTORY
 
 
