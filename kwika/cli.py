@@ -4,6 +4,7 @@
                          stock of events on sale, serve, and sweep expired holds
     kwika serve          serve with the configured REDIS_URL / DATABASE_URL
     kwika worker         sweep expired holds (run one beside `serve` deployments)
+    kwika audit [ID...]  check the books of events on sale (exit 1 on any problem)
     kwika migrate        apply pending migrations
 """
 
@@ -94,6 +95,30 @@ async def _reconcile(settings: Settings) -> None:
         await inventory.close()
         await client.aclose()
         await pool.close()
+
+
+async def _audit(settings: Settings, event_ids: list[int]) -> int:
+    """Print each event's problems (or that its books balance); 1 when any has problems."""
+    from engine.audit import audit
+    from engine.inventory import Inventory
+    from engine.keys import Keys
+    from storefront.app import redis_client
+
+    client = redis_client(settings)
+    inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
+    try:
+        failed = 0
+        for event_id in event_ids or await inventory.events_on_sale():
+            problems = await audit(inventory, event_id)
+            print(f"event {event_id}: " + ("books balance" if not problems else
+                                          f"{len(problems)} problem(s)"))
+            for problem in problems:
+                print(f"  - {problem}")
+            failed += bool(problems)
+        return 1 if failed else 0
+    finally:
+        await inventory.close()
+        await client.aclose()
 
 
 async def _work_until_signalled(settings: Settings) -> None:
@@ -199,6 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     serve_p = sub.add_parser("serve", help="serve the storefront (REDIS_URL and DATABASE_URL set)")
     sub.add_parser("migrate", help="apply pending database migrations")
     sub.add_parser("worker", help="the hold sweeper (REDIS_URL and DATABASE_URL set)")
+    audit_p = sub.add_parser("audit", help="check the books of events on sale in Redis")
+    audit_p.add_argument("event_ids", nargs="*", type=int, help="default: every event on sale")
     for p in (up, serve_p):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
@@ -234,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
             asyncio.run(_reconcile(settings))
         if args.command in ("up", "serve"):
             return serve(settings, sweeper=args.command == "up")
+        if args.command == "audit":
+            return asyncio.run(_audit(settings, args.event_ids))
         if args.command == "worker":
             _uvloop()
             asyncio.run(_work_until_signalled(settings))

@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 import asyncpg
 import redis.asyncio as redis
 
+from engine.audit import audit
 from engine.inventory import HoldRefused, Inventory
 from engine.keys import Keys
 from loadtests import pg_baseline
@@ -65,7 +66,8 @@ async def engine_runs(url: str, seconds: float) -> list[Result]:
                         lambda buyer, inv=inv, ev=ev, pkg=pkg: inv.hold(ev.id, buyer, {pkg.id: 1}))
         stock = (await inv.availability(ev.id)).packages[pkg.id]
         assert stock.held == r.ops and stock.available + stock.held == stock.capacity, stock
-        r.note = f"books: held {stock.held} == successful holds; oversold 0"
+        assert await audit(inv, ev.id) == []
+        r.note = f"books: held {stock.held} == successful holds, audit clean; oversold 0"
         results.append(r)
         await inv.close()
         await client.flushdb()
@@ -87,6 +89,7 @@ async def oversell_run(url: str) -> Result:
     won = sum(not isinstance(o, Exception) for o in outcomes)
     stock = (await inv.availability(ev.id)).packages[pkg.id]
     assert won == 5_000 == stock.held and stock.available == 0, (won, stock)
+    assert await audit(inv, ev.id) == []
     await inv.close()
     await client.flushdb()
     await client.aclose()

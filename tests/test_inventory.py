@@ -261,3 +261,18 @@ async def test_expiring_holds_return_stock_exactly_once(inv):
     stock = (await inv.availability(ev.id)).packages[pkg.id]
     assert (stock.capacity, stock.available, stock.held) == (100, 0, 100)
     await check_invariants(inv, ev.id)
+
+
+async def test_audit_reports_broken_books(inv):
+    from engine.audit import audit
+
+    ev, pkg, smap = await loaded(inv, seats=3)
+    ids = [s.id for s in smap.sections[0].seats]
+    await inv.hold(ev.id, "b1", seat_ids=[ids[0]])
+    assert await audit(inv, ev.id) == []
+    stock = inv.keys.event(ev.id, "stock")
+    await inv.client.hincrby(stock, f"{pkg.id}:avail", 1)  # a ticket appears from nowhere
+    await inv.client.hset(inv.keys.event(ev.id, "seats"), str(ids[1]), "h:ghost")
+    problems = await audit(inv, ev.id)
+    assert any("!= capacity" in p for p in problems)
+    assert any("held or sold by nobody" in p for p in problems)
