@@ -36,30 +36,25 @@ async def audit(inventory: Inventory, event_id: int) -> list[str]:
     seats = {k.decode(): v.decode() for k, v in seats_raw.items()}
 
     held, sold, per_buyer, seat_owner = Counter(), Counter(), Counter(), {}
+
+    def take(record: dict, owner: str, marker: str, into: Counter) -> None:
+        """Count one live hold or sale: its tickets, its buyer's, and the seats it names."""
+        for pid, qty in record["lines"]:
+            into[pid] += qty
+            per_buyer[f"{record['buyer']}|{pid}"] += qty
+        for seat in record.get("seats") or []:
+            sid = str(seat[0])
+            if sid in seat_owner:
+                problems.append(f"seat {sid} is in {seat_owner[sid]} and {owner}")
+            seat_owner[sid] = owner
+            if seats.get(sid) != marker:
+                problems.append(f"seat {sid} of {owner} is marked {seats.get(sid)!r}")
+
     for hold_id, hold in holds.items():
-        for pid, qty in hold["lines"]:
-            held[pid] += qty
-            per_buyer[f"{hold['buyer']}|{pid}"] += qty
-        for seat in hold.get("seats") or []:
-            sid = str(seat[0])
-            if sid in seat_owner:
-                problems.append(f"seat {sid} is in {seat_owner[sid]} and hold {hold_id}")
-            seat_owner[sid] = f"hold {hold_id}"
-            if seats.get(sid) != f"h:{hold_id}":
-                problems.append(f"seat {sid} of hold {hold_id} is marked {seats.get(sid)!r}")
+        take(hold, f"hold {hold_id}", f"h:{hold_id}", held)
     for order, sale in sales.items():
-        if sale["state"] != "sold":
-            continue
-        for pid, qty in sale["lines"]:
-            sold[pid] += qty
-            per_buyer[f"{sale['buyer']}|{pid}"] += qty
-        for seat in sale.get("seats") or []:
-            sid = str(seat[0])
-            if sid in seat_owner:
-                problems.append(f"seat {sid} is in {seat_owner[sid]} and order {order}")
-            seat_owner[sid] = f"order {order}"
-            if seats.get(sid) != f"s:{order}":
-                problems.append(f"seat {sid} of order {order} is marked {seats.get(sid)!r}")
+        if sale["state"] == "sold":
+            take(sale, f"order {order}", f"s:{order}", sold)
     stray = sorted(sid for sid, state in seats.items()
                    if state[:2] in ("h:", "s:") and sid not in seat_owner and state != "s:catalog")
     if stray:
