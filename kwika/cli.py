@@ -108,7 +108,10 @@ async def _audit(settings: Settings, event_ids: list[int]) -> int:
     inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
     try:
         failed = 0
-        for event_id in event_ids or await inventory.events_on_sale():
+        event_ids = event_ids or await inventory.events_on_sale()
+        if not event_ids:
+            print("no events on sale")
+        for event_id in event_ids:
             problems = await audit(inventory, event_id)
             print(f"event {event_id}: " + ("books balance" if not problems else
                                           f"{len(problems)} problem(s)"))
@@ -241,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level, settings.log_json)
 
     services = None
-    if args.command == "up" or (args.command == "migrate" and not settings.database_url):
+    embedded_ok = args.command in ("migrate", "audit") and not (settings.database_url and settings.redis_url)
+    if args.command == "up" or embedded_ok:
         data_dir = Path(settings.data_dir).resolve()
         services = ensure_services(data_dir, settings.redis_url, settings.database_url)
         if services.embedded:
