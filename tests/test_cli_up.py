@@ -196,6 +196,14 @@ def test_up_again_on_the_same_data_reuses_it(tmp_path: Path) -> None:
                                          headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 201
+        # a hold lives only in Redis: it must survive the restart too
+        _, festival = first.get("/api/events/lake-of-stars-festival")
+        ga = next(p for p in festival["packages"] if p["name"] == "General Admission")
+        hold = urllib.request.Request(
+            first.base + f"/api/events/{festival['id']}/holds", headers={"Content-Type": "application/json"},
+            data=json.dumps({"items": [{"package_id": ga["id"], "quantity": 3}]}).encode())
+        with urllib.request.urlopen(hold, timeout=10) as resp:
+            assert resp.status == 201
         secret = (data_dir / "secret_key").read_text()
         code = first.stop(signal.SIGTERM)
     _assert_stopped_cleanly(first, helpers, code)
@@ -208,6 +216,9 @@ def test_up_again_on_the_same_data_reuses_it(tmp_path: Path) -> None:
         assert sorted(e["slug"] for e in page["items"]) == \
             ["blantyre-symphony-night", "lake-of-stars-festival"]
         assert "demo data: already present" in second.output()
+        _, festival = second.get("/api/events/lake-of-stars-festival")
+        ga = next(p for p in festival["packages"] if p["name"] == "General Admission")
+        assert ga["available"] == ga["capacity"] - 3, "the hold was lost with the restart"
         body = json.dumps({"email": "kept@example.test", "password": "kept-pass-123"})
         request = urllib.request.Request(second.base + "/api/auth/login", data=body.encode(),
                                          headers={"Content-Type": "application/json"})
