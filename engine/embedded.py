@@ -11,12 +11,16 @@ from __future__ import annotations
 import atexit
 import logging
 import os
-import shutil
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
+
+
+class EmbeddedError(RuntimeError):
+    """An embedded server would not start; the message says where to look."""
 
 
 @dataclass
@@ -78,11 +82,11 @@ def _start_postgres(folder: Path) -> tuple[str, Any]:
         (folder / "postmaster.pid").unlink()  # left by a killed run; pg_ctl would refuse to start
     try:
         server = pgserver.get_server(folder, cleanup_mode="stop")
-    except Exception:
-        # A data folder from an incompatible run is development state: start afresh.
-        log.warning("embedded postgres at %s did not start; re-initialising it", folder)
-        shutil.rmtree(folder, ignore_errors=True)
-        server = pgserver.get_server(folder, cleanup_mode="stop")
+    except (OSError, RuntimeError, subprocess.SubprocessError) as exc:
+        # never wipe the folder here: it holds the development database
+        raise EmbeddedError(
+            f"the embedded PostgreSQL under {folder} did not start ({exc}); its log is "
+            f"{folder / 'log'}. Remove the folder to start with an empty database.") from exc
     return server.get_uri(), server.cleanup
 
 

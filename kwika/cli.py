@@ -24,7 +24,7 @@ from pathlib import Path
 import msgspec
 
 from engine.db import MigrationError, create_pool, migrate
-from engine.embedded import ensure_services
+from engine.embedded import EmbeddedError, ensure_services
 from engine.logs import setup_logging
 from engine.settings import Settings, SettingsError, load_settings
 
@@ -247,7 +247,11 @@ def main(argv: list[str] | None = None) -> int:
     embedded_ok = args.command in ("migrate", "audit") and not (settings.database_url and settings.redis_url)
     if args.command == "up" or embedded_ok:
         data_dir = Path(settings.data_dir).resolve()
-        services = ensure_services(data_dir, settings.redis_url, settings.database_url)
+        try:
+            services = ensure_services(data_dir, settings.redis_url, settings.database_url)
+        except EmbeddedError as exc:
+            print(f"kwika: {exc}", file=sys.stderr)
+            return 1
         if services.embedded:
             log.info("started embedded %s under %s", " and ".join(services.embedded), data_dir)
         settings = msgspec.structs.replace(

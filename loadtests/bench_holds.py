@@ -158,8 +158,8 @@ def write_report(rows: list[Result], seconds: float) -> str:
     ceiling = by.get(("redis-benchmark EVALSHA hold.lua, -P 1", 50))
     lines = [
         "# Holds benchmark", "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
-        f"{seconds:.0f} s per row, one Python process (uvloop) for the engine and PostgreSQL rows.",
+        (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores, "
+        f"{seconds:.0f} s per row, one Python process (uvloop) for the engine and PostgreSQL rows."),
         "Command: `.venv/bin/python -m loadtests.bench_holds`", "", HEADER,
         *[r.row() for r in rows], "",
         "Ratios from this run:",

@@ -40,14 +40,18 @@ def _call(base: str, method: str, path: str, body: dict | None = None, token: st
         return json.loads(raw) if raw else {}
 
 
-async def _make_provider(dsn: str, base: str) -> str:
+async def _verify(dsn: str, provider_id: int) -> None:
+    conn = await asyncpg.connect(dsn)
+    await conn.execute("UPDATE service_providers SET verification_status = 'verified' WHERE id = $1",
+                       provider_id)
+    await conn.close()
+
+
+def _make_provider(dsn: str, base: str) -> str:
     email = f"bench-{uuid.uuid4().hex[:8]}@kwika.test"
     user = _call(base, "POST", "/api/auth/register", {"email": email, "name": "Bench", "password":
                  "bench-password", "account_type": "provider", "business_name": "Bench"})
-    conn = await asyncpg.connect(dsn)
-    await conn.execute("UPDATE service_providers SET verification_status = 'verified' WHERE id = $1",
-                       user["provider_id"])
-    await conn.close()
+    asyncio.run(_verify(dsn, user["provider_id"]))
     login = urllib.request.Request(base + "/api/auth/login", method="POST", data=json.dumps(
         {"email": email, "password": "bench-password"}).encode(), headers={"Content-Type": "application/json"})
     with urllib.request.urlopen(login) as resp:
@@ -129,7 +133,7 @@ def main() -> None:
                 break
             except OSError:
                 time.sleep(0.2)
-        token = asyncio.run(_make_provider(dsn, base))
+        token = _make_provider(dsn, base)
         big_event, big_pkg = _event(base, token, 1_000_000)
         _wrk(base, big_event, big_pkg, 2, 100)  # warm up both workers
         levels = {c: _wrk(base, big_event, big_pkg, max(3, args.seconds // 2), c) for c in (1, 50, 500)}
@@ -149,30 +153,30 @@ def main() -> None:
     rate = capacity["created"] / capacity["seconds"]
     report = "\n".join([
         "# HTTP holds benchmark", "",
-        f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores: "
-        f"`kwika serve --workers {args.workers}` and wrk (-t2 -c{args.connections}) on the same machine.",
+        (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores: "
+        f"`kwika serve --workers {args.workers}` and wrk (-t2 -c{args.connections}) on the same machine."),
         "Command: `.venv/bin/python -m loadtests.bench_http`", "",
         "| run | connections | seconds | holds created | holds/s | p50 ms | p99 ms | max ms | 409 | other | socket errors |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
         *[f"| closed loop | {c} | {r['seconds']:.1f} | {r['created']:,} | {r['created'] / r['seconds']:,.0f} | "
           f"{r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['max_ms']:.1f} | {r['refused']} | {r['other']} | "
           f"{r['socket_errors']} |" for c, r in levels.items()],
-        f"| capacity (1M tickets) | {args.connections} | {capacity['seconds']:.1f} | {capacity['created']:,} | "
+        (f"| capacity (1M tickets) | {args.connections} | {capacity['seconds']:.1f} | {capacity['created']:,} | "
         f"{rate:,.0f} | {capacity['p50_ms']:.1f} | {capacity['p99_ms']:.1f} | {capacity['max_ms']:.1f} | "
-        f"{capacity['refused']} | {capacity['other']} | {capacity['socket_errors']} |",
-        f"| paced at ~{args.rate:,}/s offered | {args.connections} | {paced['seconds']:.1f} | {paced['created']:,} | "
+        f"{capacity['refused']} | {capacity['other']} | {capacity['socket_errors']} |"),
+        (f"| paced at ~{args.rate:,}/s offered | {args.connections} | {paced['seconds']:.1f} | {paced['created']:,} | "
         f"{paced['created'] / paced['seconds']:,.0f} | {paced['p50_ms']:.1f} | {paced['p99_ms']:.1f} | "
-        f"{paced['max_ms']:.1f} | {paced['refused']} | {paced['other']} | {paced['socket_errors']} |",
-        f"| rush (5,000 tickets) | {args.connections} | {rush['seconds']:.1f} | {rush['created']:,} | "
+        f"{paced['max_ms']:.1f} | {paced['refused']} | {paced['other']} | {paced['socket_errors']} |"),
+        (f"| rush (5,000 tickets) | {args.connections} | {rush['seconds']:.1f} | {rush['created']:,} | "
         f"{rush['created'] / rush['seconds']:,.0f} | {rush['p50_ms']:.1f} | {rush['p99_ms']:.1f} | "
-        f"{rush['max_ms']:.1f} | {rush['refused']} | {rush['other']} | {rush['socket_errors']} |",
+        f"{rush['max_ms']:.1f} | {rush['refused']} | {rush['other']} | {rush['socket_errors']} |"),
         "",
-        "The capacity row sends back to back on every connection (closed loop: latency there is "
+        ("The capacity row sends back to back on every connection (closed loop: latency there is "
         "queueing, 1,000 requests always in flight); the paced row offers a fixed rate across the "
-        "same 1,000 connections and shows the latency a buyer sees at that load.",
+        "same 1,000 connections and shows the latency a buyer sees at that load."),
         "",
-        f"Books: the capacity event shows {warm_and_run:,} tickets held after warm-up and run; the rush "
-        f"event ended with exactly {rush['created']:,} holds and 0 available: oversold 0.",
+        (f"Books: the capacity event shows {warm_and_run:,} tickets held after warm-up and run; the rush "
+        f"event ended with exactly {rush['created']:,} holds and 0 available: oversold 0."),
     ]) + "\n"
     REPORTS.mkdir(exist_ok=True)
     (REPORTS / "http_holds.md").write_text(report)

@@ -76,9 +76,5 @@ class Buyer(FastHttpUser):
 @events.quitting.add_listener
 def _judge(environment, **_kw) -> None:
     total = environment.stats.total
-    if total.fail_ratio > FAIL_RATIO_BOUND:
-        environment.process_exit_code = 1
-    elif total.get_response_time_percentile(0.95) > P95_BOUND_MS:
-        environment.process_exit_code = 1
-    else:
-        environment.process_exit_code = 0
+    too_slow = total.get_response_time_percentile(0.95) > P95_BOUND_MS
+    environment.process_exit_code = 1 if total.fail_ratio > FAIL_RATIO_BOUND or too_slow else 0

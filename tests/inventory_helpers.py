@@ -23,9 +23,10 @@ def event(event_id: int | None = None, status: str = "published", seated: bool =
 
 
 def package(event_id: int, capacity: int = 100, price: int = 1000, **kw) -> t.Package:
-    fields = dict(id=next(_ids), event_id=event_id, name="P", description="", price=price,
-                  capacity=capacity, min_per_order=1, max_per_order=10, per_buyer_limit=None,
-                  opens_at=None, closes_at=None, sort_order=0, is_active=True)
+    fields = {"id": next(_ids), "event_id": event_id, "name": "P", "description": "",
+              "price": price, "capacity": capacity, "min_per_order": 1, "max_per_order": 10,
+              "per_buyer_limit": None, "opens_at": None, "closes_at": None, "sort_order": 0,
+              "is_active": True}
     fields.update(kw)
     return t.Package(**fields)
 

@@ -64,12 +64,7 @@ else
     if avail < want[pid] then return refuse('stock_gone', {package_id = tonumber(pid), available = avail}) end
     lines[#lines + 1] = {tonumber(pid), want[pid]}
   end
-  for _, line in ipairs(lines) do
-    local pid = tostring(line[1])
-    bump(pid, 'avail', -line[2])
-    bump(pid, 'sold', line[2])
-    bump_buyer(buyer, pid, line[2])
-  end
+  take(lines, 'sold', buyer)
   hold = {id = hold_id, buyer = buyer, lines = lines, ga = fallback.ga, seats = fallback.seats}
   retaken = true
 end

@@ -94,12 +94,7 @@ for _, pid in ipairs(order) do
   lines[#lines + 1] = {id, qty}
 end
 
-for _, line in ipairs(lines) do
-  local pid = tostring(line[1])
-  bump(pid, 'avail', -line[2])
-  bump(pid, 'held', line[2])
-  bump_buyer(buyer, pid, line[2])
-end
+take(lines, 'held', buyer)
 for _, seat in ipairs(seats) do
   redis.call('HSET', K.seats, tostring(seat[1]), 'h:' .. hold_id)
 end

@@ -34,6 +34,16 @@ local function bump_buyer(buyer, pid, by)
   if n <= 0 then redis.call('HDEL', K.buyers, buyer .. '|' .. pid) end
 end
 
+-- Move `lines` ({package, quantity} pairs) out of available into `into` (held or sold) for buyer.
+local function take(lines, into, buyer)
+  for _, line in ipairs(lines) do
+    local pid = tostring(line[1])
+    bump(pid, 'avail', -line[2])
+    bump(pid, into, line[2])
+    bump_buyer(buyer, pid, line[2])
+  end
+end
+
 -- Give back the stock and seats of a live hold and forget it.
 local function drop_hold(hold)
   for _, line in ipairs(hold.lines) do
