@@ -24,6 +24,8 @@ Reason = Literal[
     "not_loaded", "not_on_sale", "unknown_package", "unknown_seat", "seat_required",
     "seat_unavailable", "empty", "sale_not_open", "sale_closed", "below_minimum", "above_maximum",
     "limit_exceeded", "sold_out", "not_enough", "hold_id_taken",
+    # confirm only
+    "stock_gone", "refunded", "hold_already_sold", "not_owner",
 ]
 EVENT_KEYS = ("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers", "sales",
               "orders")
@@ -38,8 +40,8 @@ ORDERS_STREAM_MAXLEN = 1_000_000
 class HoldRefused(Exception):
     """A hold (or confirm) that could not be made; `reason` says why, `detail` the specifics."""
 
-    def __init__(self, reason: str, detail: dict):
-        self.reason = reason
+    def __init__(self, reason: Reason, detail: dict):
+        self.reason: Reason = reason
         self.detail = detail
         super().__init__(_describe(reason, detail))
 
