@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import hmac
 import secrets
 from concurrent.futures import Executor
 from datetime import datetime
@@ -282,19 +281,3 @@ class Accounts:
             await self.close_session(session_id)
             return None
 
-
-def sign(secret: str, value: str) -> str:
-    """`value.mac`: an HMAC-SHA256 tag so a cookie cannot be forged."""
-    mac = hmac.new(secret.encode(), value.encode(), hashlib.sha256).hexdigest()[:32]
-    return f"{value}.{mac}"
-
-
-def unsign(secret: str, signed: str) -> str | None:
-    """The value of `sign` output when its tag is right (constant-time check), else None."""
-    if not signed.isascii():  # ours always are; compare_digest refuses non-ASCII str
-        return None
-    value, _, mac = signed.rpartition(".")
-    if not value:
-        return None
-    expected = sign(secret, value).rpartition(".")[2]
-    return value if hmac.compare_digest(mac.encode(), expected.encode()) else None

@@ -1,39 +1,55 @@
-"""Auditing an event's books in Redis: the invariants every test and load test checks, and an
-operator can run against a live event (`kwika audit EVENT_ID`).
+"""Auditing an event's books: the invariants every test and load test checks, and an operator can
+run against a live event (`kwika audit EVENT_ID`). It never gives a false all-clear.
 
-The state is read in one MULTI/EXEC (all keys share the event's slot), so a sale in flight never
-shows as a false alarm. Returns the problems found; an empty list means the books balance:
-- per package: available + held + sold == capacity, none negative, held and sold equal the
-  live holds and sales;
+Redis against itself (read in one MULTI/EXEC: all keys share the event's slot, so a sale in flight
+never shows as a false alarm):
+- per package: available + held + sold == capacity, none negative, held and sold equal the live
+  holds and sales; for seated packages the seats in each state match the counters;
 - every seat in exactly one state, agreeing with the holds and sales that name it;
-- every buyer's count equals their tickets in live holds and sales.
+- every buyer's counts (per package and for the event) equal their tickets in live holds and
+  sales, and every basket names its buyer's one live hold.
+Redis against Postgres (given a pool): an event the catalog has on sale is loaded, at the
+committed catalog version; each package's capacity and every seat block agree with the catalog.
+(Sales against Postgres orders come with fulfillment.)
+Returns the problems found; an empty list means the books balance.
 """
 
 from __future__ import annotations
 
 from collections import Counter
 
+import asyncpg
 import msgspec
 
-from engine.inventory import Inventory
+from engine.inventory import EVENT_KEYS, Inventory
+
+_STATE_FIELD = {"a": "avail", "h": "held", "s": "sold"}
 
 
-async def audit(inventory: Inventory, event_id: int) -> list[str]:
-    keys = dict(zip(("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers",
-                     "sales"), inventory.event_keys(event_id), strict=False))
+async def audit(inventory: Inventory, event_id: int, pool: asyncpg.Pool | None = None) -> list[str]:
+    keys = dict(zip(EVENT_KEYS, inventory.event_keys(event_id), strict=True))
     async with inventory.client.pipeline(transaction=True) as pipe:
-        for name in ("stock", "holds", "sales", "seats", "buyers"):
+        for name in ("meta", "stock", "holds", "sales", "seats", "buyers", "baskets", "seatinfo"):
             pipe.hgetall(keys[name])
-        stock_raw, holds_raw, sales_raw, seats_raw, buyers_raw = await pipe.execute()
+        raw = dict(zip(("meta", "stock", "holds", "sales", "seats", "buyers", "baskets", "seatinfo"),
+                       await pipe.execute(), strict=True))
+    problems = _redis_books(raw)
+    if pool is not None:
+        problems += await _against_catalog(pool, event_id, raw)
+    return problems
+
+
+def _redis_books(raw: dict) -> list[str]:
     problems: list[str] = []
     counters: dict[int, Counter] = {}
-    for field, value in stock_raw.items():
+    for field, value in raw["stock"].items():
         pid, name = field.decode().split(":")
         counters.setdefault(int(pid), Counter())[name] = int(value)
-    holds = {k.decode(): msgspec.json.decode(v) for k, v in holds_raw.items()}
-    sales = {k.decode(): msgspec.json.decode(v) for k, v in sales_raw.items()
+    holds = {k.decode(): msgspec.json.decode(v) for k, v in raw["holds"].items()}
+    sales = {k.decode(): msgspec.json.decode(v) for k, v in raw["sales"].items()
              if not k.startswith(b"hold:")}
-    seats = {k.decode(): v.decode() for k, v in seats_raw.items()}
+    seats = {k.decode(): v.decode() for k, v in raw["seats"].items()}
+    seat_package = {k.decode(): msgspec.json.decode(v)["p"] for k, v in raw["seatinfo"].items()}
 
     held, sold, per_buyer, seat_owner = Counter(), Counter(), Counter(), {}
 
@@ -42,6 +58,7 @@ async def audit(inventory: Inventory, event_id: int) -> list[str]:
         for pid, qty in record["lines"]:
             into[pid] += qty
             per_buyer[f"{record['buyer']}|{pid}"] += qty
+            per_buyer[f"{record['buyer']}|*"] += qty
         for seat in record.get("seats") or []:
             sid = str(seat[0])
             if sid in seat_owner:
@@ -60,6 +77,12 @@ async def audit(inventory: Inventory, event_id: int) -> list[str]:
     if stray:
         problems.append(f"seats held or sold by nobody: {stray[:20]}")
 
+    by_state: dict[int, Counter] = {}
+    for sid, state in seats.items():
+        field = _STATE_FIELD.get(state[:1])
+        if field and sid in seat_package:
+            by_state.setdefault(seat_package[sid], Counter())[field] += 1
+    catalog_sold = Counter(seat_package.get(sid) for sid, v in seats.items() if v == "s:catalog")
     for pid, c in counters.items():
         if min(c["avail"], c["held"], c["sold"], c["cap"]) < 0:
             problems.append(f"package {pid} has a negative counter: {dict(c)}")
@@ -68,12 +91,69 @@ async def audit(inventory: Inventory, event_id: int) -> list[str]:
                             f"{c['sold']} != capacity {c['cap']}")
         if c["held"] != held[pid]:
             problems.append(f"package {pid}: held {c['held']} but live holds have {held[pid]}")
-        catalog_sold = sum(1 for v in seats.values() if v == "s:catalog")  # sold before loading
-        if c["sold"] != sold[pid] and c["sold"] != sold[pid] + catalog_sold:
+        if c["sold"] != sold[pid] + catalog_sold[pid]:
             problems.append(f"package {pid}: sold {c['sold']} but sales have {sold[pid]}")
-    buyers = {k.decode(): int(v) for k, v in buyers_raw.items()}
+        if pid in by_state:
+            seat_counts = {f: by_state[pid][f] for f in ("avail", "held", "sold")}
+            if seat_counts != {f: c[f] for f in ("avail", "held", "sold")}:
+                problems.append(f"package {pid}: its seats are {seat_counts} but its counters say "
+                                f"{ {f: c[f] for f in ('avail', 'held', 'sold')} }")
+    buyers = {k.decode(): int(v) for k, v in raw["buyers"].items()}
     expected = {k: v for k, v in per_buyer.items() if v}
     if buyers != expected:
         wrong = sorted(set(buyers.items()) ^ set(expected.items()))[:10]
         problems.append(f"buyer counts disagree with holds and sales: {wrong}")
+    baskets = {k.decode(): v.decode() for k, v in raw["baskets"].items()}
+    for buyer, hold_id in baskets.items():
+        if hold_id not in holds or holds[hold_id]["buyer"] != buyer:
+            problems.append(f"the basket of {buyer} names {hold_id}, which is not their live hold")
+    for hold_id, hold in holds.items():
+        if baskets.get(hold["buyer"]) != hold_id:
+            problems.append(f"hold {hold_id} is not the basket of its buyer {hold['buyer']}")
+    return problems
+
+
+async def _against_catalog(pool: asyncpg.Pool, event_id: int, raw: dict) -> list[str]:
+    event = await pool.fetchrow("SELECT status, catalog_version FROM events WHERE id = $1", event_id)
+    if event is None:
+        return [f"event {event_id} is not in the catalog"] if raw["meta"] else []
+    meta = {k.decode(): v.decode() for k, v in raw["meta"].items()}
+    if not meta:
+        if event["status"] in ("published", "postponed"):
+            return [f"the catalog has event {event_id} {event['status']} but Redis has no stock for it"]
+        return []
+    problems: list[str] = []
+    if int(meta.get("version", 0)) != event["catalog_version"] or "pending" in meta:
+        problems.append(f"Redis has catalog version {meta.get('version', 0)}"
+                        f"{' (a narrowing load pending)' if 'pending' in meta else ''}, the catalog "
+                        f"{event['catalog_version']}: reconciliation has not caught up")
+    packages = await pool.fetch(
+        "SELECT p.id, p.capacity, EXISTS (SELECT 1 FROM sections c WHERE c.package_id = p.id) "
+        "AS seated FROM ticket_packages p WHERE p.event_id = $1", event_id)
+    seat_rows = await pool.fetch(
+        "SELECT s.id, s.status, c.package_id FROM seats s JOIN sections c ON c.id = s.section_id "
+        "WHERE c.event_id = $1 AND c.package_id IS NOT NULL", event_id)
+    stock = {k.decode(): int(v) for k, v in raw["stock"].items()}
+    seats = {int(k): v.decode() for k, v in raw["seats"].items()}
+    on_sale_seats = Counter()
+    for row in seat_rows:
+        live = seats.get(row["id"])
+        if live is None:
+            problems.append(f"seat {row['id']} of the catalog is not in Redis")
+            continue
+        if (row["status"] == "blocked") != (live == "b"):
+            problems.append(f"seat {row['id']} is {row['status']} in the catalog but "
+                            f"{'blocked' if live == 'b' else 'not blocked'} in Redis")
+        if live not in ("b", "x"):
+            on_sale_seats[row["package_id"]] += 1
+    for p in packages:
+        pid = p["id"]
+        if f"{pid}:cap" not in stock:
+            problems.append(f"package {pid} of the catalog is not in Redis")
+            continue
+        want = (on_sale_seats[pid] if p["seated"]
+                else max(0, p["capacity"] - stock.get(f"{pid}:withdrawn", 0)))
+        if stock[f"{pid}:cap"] != want:
+            problems.append(f"package {pid}: capacity {stock[f'{pid}:cap']} in Redis, "
+                            f"{want} by the catalog")
     return problems

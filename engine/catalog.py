@@ -7,9 +7,10 @@ fragments with numbered parameters, never from input text.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import asyncpg
 import msgspec
@@ -32,37 +33,64 @@ from engine.search import categories, search_events
 _EVENT_COLUMNS = ", ".join(f for f in t.Event.__struct_fields__)
 _PACKAGE_COLUMNS = ", ".join(f for f in t.Package.__struct_fields__ if f not in ("available", "sale_state"))
 
+# event fields the stock in Redis carries: a change to one is loaded like a package change
+_SALE_FIELDS = frozenset({"allow_guest_checkout", "max_tickets_per_buyer"})
+
+
 def _set_fields(patch: msgspec.Struct) -> dict[str, Any]:
     return {
         f: getattr(patch, f) for f in patch.__struct_fields__ if getattr(patch, f) is not UNSET
     }
 
 
-OnChange = Callable[[asyncpg.Connection, int], Awaitable[None]]
+class StockHook(Protocol):
+    """What the catalog tells the on-sale stock (engine/onsale.py) about its changes."""
+
+    async def narrow(self, conn: asyncpg.Connection, event_id: int, version: int) -> None:
+        """Inside the change's transaction, before its commit: take off sale what the change
+        takes off; refuse (raise) what cannot be done, which rolls the change back."""
+
+    async def settle(self, event_id: int) -> None:
+        """After the commit: load the committed catalog in full (never raises)."""
 
 
 class Catalog:
     """Reads and writes the catalog. One instance per pool; methods take the acting provider.
 
-    `on_change(conn, event_id)` runs inside every write transaction that changes what is on
-    sale (status, packages, sections, seats), after the change and with the event row locked:
-    the stock in Redis is brought in step there, and if that refuses, the change rolls back.
-    Writers of one event are serialised by that row lock, so no stale copy can overwrite a newer.
+    Every write that changes what is on sale (status, guests, buyer cap, packages, sections,
+    seats) bumps the event's `catalog_version` under the event's row lock and calls
+    `stock.narrow` inside its transaction, then `stock.settle` after the commit. Whatever fails
+    (Redis, the commit, the process between the two), the stock on sale never exceeds what
+    Postgres committed, and reconciliation (engine/onsale.py) finds the event by its version.
+    Writers of one event are serialised by the row lock, so no stale copy overwrites a newer.
     """
 
-    def __init__(self, pool: asyncpg.Pool, on_change: OnChange | None = None):
+    def __init__(self, pool: asyncpg.Pool, stock: StockHook | None = None):
         self.pool = pool
-        self.on_change = on_change
+        self.stock = stock
+        self._touched: dict[int, list[int]] = {}  # id(conn) -> events changed in its transaction
+
+    @asynccontextmanager
+    async def _write(self) -> AsyncIterator[asyncpg.Connection]:
+        """A write transaction; the events it changed are settled after it commits."""
+        async with self.pool.acquire() as conn:
+            touched = self._touched[id(conn)] = []
+            try:
+                async with conn.transaction():
+                    yield conn
+            finally:
+                del self._touched[id(conn)]
+        if self.stock is not None:
+            for event_id in dict.fromkeys(touched):
+                await self.stock.settle(event_id)
 
     async def _changed(self, conn: asyncpg.Connection, event_id: int) -> None:
-        if self.on_change is not None:
-            await self.on_change(conn, event_id)
-
-    async def locked(self, event_id: int) -> None:
-        """Run `on_change` for one event under its row lock (start-up reconciliation)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if await conn.fetchval("SELECT 1 FROM events WHERE id = $1 FOR UPDATE", event_id):
-                await self._changed(conn, event_id)
+        """Record a change that matters to the sale (the event row is locked by the caller)."""
+        version = await conn.fetchval("UPDATE events SET catalog_version = catalog_version + 1 "
+                                      "WHERE id = $1 RETURNING catalog_version", event_id)
+        self._touched[id(conn)].append(event_id)
+        if self.stock is not None:
+            await self.stock.narrow(conn, event_id, version)
 
     # --- events -------------------------------------------------------------------------------
     async def create_event(self, provider_id: int, data: t.EventCreate) -> t.Event:
@@ -93,7 +121,7 @@ class Catalog:
 
     async def update_event(self, owner: int | None, event_id: int, patch: t.EventUpdate) -> t.Event:
         changes = _set_fields(patch)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._write() as conn:
             current = await self._owned_event(conn, owner, event_id, for_update=True)
             if not changes:
                 return current
@@ -126,6 +154,8 @@ class Catalog:
                     raise Conflict("that slug is taken", code="slug_taken",
                                    fields={"slug": "already in use"}) from None
                 raise
+            if current.status != "draft" and changes.keys() & _SALE_FIELDS:
+                await self._changed(conn, event_id)
             return _event(row)
 
     async def transition(
@@ -133,7 +163,7 @@ class Catalog:
         starts_at: datetime | None = None, ends_at: datetime | None = None,
     ) -> t.Event:
         """Move an event along its lifecycle; publishing checks the event can be sold."""
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._write() as conn:
             current = await self._owned_event(conn, owner, event_id, for_update=True)
             check_transition(current.status, target)
             new_start = starts_at or current.starts_at
@@ -196,7 +226,7 @@ class Catalog:
     # --- packages -----------------------------------------------------------------------------
     async def create_package(self, owner: int | None, event_id: int, data: t.PackageCreate) -> t.Package:
         fields = msgspec.structs.asdict(data)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._write() as conn:
             # ownership first: another provider learns nothing from their input being checked
             event = await self._owned_event(conn, owner, event_id, for_update=True)
             check_window(data.opens_at, data.closes_at)
@@ -224,7 +254,7 @@ class Catalog:
     ) -> t.Package:
         """Change a package (a capacity below what is held + sold is refused by `on_change`)."""
         changes = _set_fields(patch)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._write() as conn:
             await self._owned_event(conn, owner, event_id, for_update=True)
             row = await conn.fetchrow(
                 f"SELECT {_PACKAGE_COLUMNS} FROM ticket_packages WHERE id = $1 AND event_id = $2 "
@@ -260,7 +290,7 @@ class Catalog:
     # --- sections and seats ------------------------------------------------------------------
     async def create_section(self, owner: int | None, event_id: int, data: t.SectionCreate) -> t.Section:
         seats = generate_seats(data)
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._write() as conn:
             event = await self._owned_event(conn, owner, event_id, for_update=True)
             if not seats:
                 raise Invalid("a section needs seats: give rows and seats_per_row, or custom_seats",
@@ -298,15 +328,13 @@ class Catalog:
         seat_map = await self.seat_map(event_id, section_ids=[section_id])
         return seat_map.sections[0]
 
-    async def block_seats(
-        self, owner: int | None, event_id: int, data: t.SeatBlock,
-        live: Callable[[list[int]], Awaitable[None]] | None = None,
-    ) -> list[int]:
-        """Block (or unblock) available seats; returns the seat ids changed. `live(changed)` runs
-        before commit (the on-sale seats flip there; a held or sold seat refuses and rolls back)."""
+    async def block_seats(self, owner: int | None, event_id: int, data: t.SeatBlock) -> list[int]:
+        """Block (or unblock) available seats; returns the seat ids changed. A seat held or sold
+        in the live sale refuses the block (the stock's `narrow` raises) and nothing changes;
+        unblocked seats go back on sale once the change is committed."""
         wanted = set(data.seat_ids)
         src, dst = ("available", "blocked") if data.blocked else ("blocked", "available")
-        async with self.pool.acquire() as conn, conn.transaction():
+        async with self._write() as conn:
             await self._owned_event(conn, owner, event_id, for_update=True)
             if len(wanted) != len(data.seat_ids):
                 raise Invalid("seat_ids lists a seat twice", fields={"seat_ids": "duplicates"})
@@ -327,8 +355,8 @@ class Catalog:
                 "UPDATE seats SET status = $2 WHERE id = ANY($1::bigint[]) AND status = $3 RETURNING id",
                 list(wanted), dst, src)
             ids = sorted(r["id"] for r in changed)
-            if live is not None and ids:
-                await live(ids)
+            if ids:
+                await self._changed(conn, event_id)
             return ids
 
     async def seat_map(self, event_id: int, section_ids: Iterable[int] | None = None,

@@ -29,6 +29,8 @@ Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://\S+$")]
 Money = Annotated[int, Meta(ge=0, le=10**12)]
 Capacity = Annotated[int, Meta(ge=0, le=1_000_000)]
 PerOrder = Annotated[int, Meta(ge=1, le=1000)]
+# tickets one buyer may hold and buy in one event, all packages together
+BuyerCap = Annotated[int, Meta(ge=1, le=1000)]
 SortOrder = Annotated[int, Meta(ge=-10_000, le=10_000)]
 Id = Annotated[int, Meta(ge=1, le=2**62)]
 Modifier = Annotated[int, Meta(ge=-(10**9), le=10**9)]
@@ -61,6 +63,7 @@ class EventCreate(Input):
     allow_guest_checkout: bool = True
     uses_waiting_room: bool = False
     currency: Currency = "MWK"
+    max_tickets_per_buyer: BuyerCap = 10
 
 
 class EventUpdate(Input):
@@ -81,6 +84,7 @@ class EventUpdate(Input):
     allow_guest_checkout: bool | UnsetType = UNSET
     uses_waiting_room: bool | UnsetType = UNSET
     currency: Currency | UnsetType = UNSET
+    max_tickets_per_buyer: BuyerCap | UnsetType = UNSET
 
 
 class Postpone(Input):
@@ -190,6 +194,7 @@ class Event(Struct, kw_only=True):
     allow_guest_checkout: bool
     uses_waiting_room: bool
     currency: str
+    max_tickets_per_buyer: int
     tickets_sold: int
     published_at: datetime | None
     created_at: datetime

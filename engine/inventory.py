@@ -1,6 +1,6 @@
 """Inventory: stock and seats of events on sale, held and sold only through the Lua scripts.
 
-The interface is small: `load`, `hold`, `release`, `expire`, `confirm`, `unsell`, `block_seats`,
+The interface is small: `load`, `hold`, `find_hold`, `release`, `expire`, `confirm`, `unsell`,
 `availability`. Results are typed; a refusal raises `HoldRefused` with a typed reason. No Redis
 detail leaks out. Stock counters obey `available + held + sold == capacity` per package; a seat is
 in exactly one state: available, blocked, held by one hold, or sold to one order.
@@ -8,6 +8,9 @@ in exactly one state: available, blocked, held by one hold, or sold to one order
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from datetime import UTC, datetime
 from typing import Literal
@@ -16,25 +19,31 @@ import msgspec
 import redis.asyncio as redis
 
 from engine import catalog_types as t
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, Invalid, NotFound
 from engine.keys import Keys
 from engine.lua import Script, ScriptRunner, load_script
 
 Reason = Literal[
     "not_loaded", "not_on_sale", "unknown_package", "unknown_seat", "seat_required",
     "seat_unavailable", "empty", "sale_not_open", "sale_closed", "below_minimum", "above_maximum",
-    "limit_exceeded", "sold_out", "not_enough", "hold_id_taken",
+    "limit_exceeded", "event_limit_exceeded", "sold_out", "not_enough", "hold_id_taken",
+    "hold_already_sold", "basket_exists", "rate_limited", "login_required", "bad_input",
     # confirm only
-    "stock_gone", "refunded", "hold_already_sold", "not_owner",
+    "stock_gone", "refunded", "order_number_taken", "not_owner",
 ]
 EVENT_KEYS = ("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers", "sales",
-              "orders")
-SCRIPTS = ("load_stock", "hold", "release", "expire", "confirm", "unsell", "block_seats",
-           "availability")
+              "orders", "baskets")
+SCRIPTS = ("load_stock", "hold", "release", "expire", "confirm", "unsell", "availability",
+           "get_hold")
 STATUS_FOR = {"published": "on_sale", "postponed": "paused", "cancelled": "closed",
               "completed": "closed", "draft": "closed"}
 LAZY_EXPIRE = 20  # due holds a hold call returns first
-ORDERS_STREAM_MAXLEN = 1_000_000
+# Bounds on one script call's work (the scripts check them too): see includes/common.lua.
+MAX_LINES = 50
+MAX_SEATS = 100
+MAX_QUANTITY = 1000
+MAX_ID = 10**14 - 1
+SEATS_PER_LOAD = 2000
 
 
 class HoldRefused(Exception):
@@ -64,9 +73,17 @@ def _describe(reason: str, d: dict) -> str:
         "sold_out": f"{pkg} is sold out",
         "not_enough": f"only {d.get('available')} left in {pkg}",
         "hold_id_taken": "that hold id belongs to another buyer",
+        "hold_already_sold": f"this hold was already sold as order {d.get('order')}",
+        "basket_exists": f"you already hold tickets for this event (hold {d.get('hold_id')}): "
+                         "check out or give them back before choosing again",
+        "event_limit_exceeded": f"this event allows {d.get('limit')} tickets per buyer; you "
+                                f"already have {d.get('already')}",
+        "rate_limited": "too many attempts; wait a moment and try again",
+        "login_required": "log in to buy tickets for this event",
+        "bad_input": f"the request is malformed ({d.get('argument', 'arguments')})",
         "stock_gone": "the hold expired and its tickets were sold to someone else",
         "refunded": f"order {d.get('order')} was refunded; it cannot be confirmed again",
-        "hold_already_sold": f"this hold was already sold as order {d.get('order')}",
+        "order_number_taken": f"order number {d.get('order')} belongs to another hold",
     }.get(reason, reason)
 
 
@@ -181,7 +198,59 @@ def _decode(raw: bytes) -> dict:
     return data
 
 
-SEAT_STATE = {"a": "available", "b": "blocked", "h": "held", "s": "sold"}
+SEAT_STATE = {"a": "available", "b": "blocked", "x": "blocked", "h": "held", "s": "sold"}
+
+
+class HoldLimits(msgspec.Struct, frozen=True, kw_only=True):
+    """Rate limits on making holds, checked inside the hold script (no extra round trip).
+
+    Each limit is a token bucket `(burst, per_minute)`; a burst of 0 means no limit. `buyer` and
+    `client` are counted per event; `guest` is spent only when `new_guest` says this request
+    mints a guest identity, so guest identities cost something per client address."""
+
+    client: str = ""
+    new_guest: bool = False
+    buyer: tuple[int, int] = (0, 1)
+    ip: tuple[int, int] = (0, 1)
+    guest: tuple[int, int] = (0, 1)
+
+
+NO_LIMITS = HoldLimits()
+
+
+class LoadResult(msgspec.Struct, kw_only=True):
+    seats_added: int = 0
+    conflicts: list[int] = []  # seats the catalog blocks that a buyer holds or bought
+    skipped: bool = False      # a narrowing load of an event that is not loaded yet
+
+
+def _whole(value: object, lo: int, hi: int) -> bool:
+    return type(value) is int and lo <= value <= hi
+
+
+def check_selection(items: dict[int, int], seat_ids: list[int]) -> None:
+    """Refuse (Invalid) what the hold script would refuse as malformed: the engine checks its
+    own input, the script checks again before it writes."""
+    if len(items) > MAX_LINES:
+        raise Invalid(f"at most {MAX_LINES} packages per hold", fields={"items": "too many"})
+    for pid, qty in items.items():
+        if not _whole(pid, 1, MAX_ID):
+            raise Invalid(f"package id {pid!r} is not a valid id", fields={"items": "package_id"})
+        if not _whole(qty, 1, MAX_QUANTITY):
+            raise Invalid(f"quantity {qty!r} must be a whole number from 1 to {MAX_QUANTITY}",
+                          fields={"items": "quantity"})
+    if len(seat_ids) > MAX_SEATS:
+        raise Invalid(f"at most {MAX_SEATS} seats per hold", fields={"seat_ids": "too many"})
+    if not all(_whole(s, 1, MAX_ID) for s in seat_ids):
+        raise Invalid("seat ids are positive whole numbers", fields={"seat_ids": "not an id"})
+    if len(set(seat_ids)) != len(seat_ids):
+        raise Invalid("a seat is listed twice", fields={"seat_ids": "duplicate seat id"})
+
+
+def _own_event(event_id: int, hold_id: str) -> None:
+    if event_of_hold(hold_id) != event_id:
+        raise Invalid(f"hold {hold_id!r} is not a hold of event {event_id}",
+                      code="wrong_event", fields={"hold_id": "another event's hold"})
 
 
 class Inventory:
@@ -204,89 +273,134 @@ class Inventory:
             keys = self._event_keys[event_id] = tuple(self.keys.event(event_id, n) for n in EVENT_KEYS)
         return keys
 
-    async def _run(self, name: str, event_id: int, *args) -> dict:
-        raw = await self.runner.run(self.scripts[name], self.event_keys(event_id), args)
+    async def _run(self, name: str, event_id: int, *args, extra_keys: tuple[str, ...] = ()) -> dict:
+        raw = await self.runner.run(self.scripts[name], self.event_keys(event_id), args,
+                                    extra_keys=extra_keys)
         return _decode(raw)
 
     # --- loading ------------------------------------------------------------------------------
     async def load(self, event: t.Event, packages: list[t.Package], seat_map: t.SeatMap | None,
-                   sold: dict[int, int] | None = None) -> int:
-        """Load or refresh an event's stock; returns the number of seats added.
+                   sold: dict[int, int] | None = None, *, mode: Literal["full", "narrow"] = "full",
+                   version: int = 0) -> LoadResult:
+        """Bring an event's stock in step with the catalog (see scripts/lua/load_stock.lua).
 
-        Raises Conflict when a package's capacity is below what is already held + sold."""
-        seats = [s for section in (seat_map.sections if seat_map else []) for s in section.seats]
-        seat_package = {s.id: section.package_id for section in (seat_map.sections if seat_map else [])
-                        for s in section.seats}
+        `full` applies everything and records `version`; `narrow` (inside a catalog transaction,
+        before its commit) applies only what takes stock off sale. Raises Conflict when a
+        capacity would fall below what is held + sold, or a seat to block is held or sold."""
+        sections = seat_map.sections if seat_map else []
+        seat_package = {s.id: section.package_id for section in sections for s in section.seats}
         seated = {p for p in seat_package.values() if p is not None}
-        payload = {
-            "status": STATUS_FOR[event.status], "currency": event.currency,
-            "packages": [{
-                "id": p.id, "capacity": p.capacity, "sold": (sold or {}).get(p.id, 0),
-                "price": p.price, "min": p.min_per_order, "max": p.max_per_order,
-                "limit": p.per_buyer_limit or 0, "opens": _ms(p.opens_at), "closes": _ms(p.closes_at),
-                "active": 1 if p.is_active else 0, "seated": 1 if p.id in seated else 0,
-            } for p in packages],
-            "seats": [{"id": s.id, "p": seat_package[s.id], "price": s.price,
-                       "state": "available" if s.status == "reserved" else s.status}
-                      for s in seats if seat_package[s.id] is not None],
+        head = {
+            "mode": mode, "version": version, "status": STATUS_FOR[event.status],
+            "currency": event.currency, "guests": 1 if event.allow_guest_checkout else 0,
+            "buyer_cap": event.max_tickets_per_buyer,
         }
-        result = await self._run("load_stock", event.id, msgspec.json.encode(payload))
-        if not result["ok"] and result["reason"] == "package_sold_by_quantity":
-            raise Conflict(f"package {result['package_id']} already has {result['committed']} tickets "
-                           "held or sold by quantity; give the seats a new package",
-                           code="package_sold_by_quantity", fields={"package_id": "sold by quantity"})
-        if not result["ok"]:
-            raise Conflict(f"capacity of package {result['package_id']} cannot go below the "
-                           f"{result['committed']} tickets already held or sold",
-                           code="capacity_below_committed",
-                           fields={"capacity": f"at least {result['committed']}"})
-        if event.status in ("published", "postponed"):
+        package_rows = [{
+            "id": p.id, "capacity": p.capacity, "sold": (sold or {}).get(p.id, 0),
+            "price": p.price, "min": p.min_per_order, "max": p.max_per_order,
+            "limit": p.per_buyer_limit or 0, "opens": _ms(p.opens_at), "closes": _ms(p.closes_at),
+            "active": 1 if p.is_active else 0, "seated": 1 if p.id in seated else 0,
+        } for p in packages]
+        seats = [{"id": s.id, "p": seat_package[s.id], "price": s.price,
+                  "state": "available" if s.status == "reserved" else s.status}
+                 for section in sections for s in section.seats if seat_package[s.id] is not None]
+        chunks = [seats[i:i + SEATS_PER_LOAD] for i in range(0, len(seats), SEATS_PER_LOAD)] or [[]]
+        outcome = LoadResult()
+        for n, chunk in enumerate(chunks):
+            payload = {**head, "final": n == len(chunks) - 1,
+                       "packages": package_rows if n == 0 else [], "seats": chunk}
+            result = await self._run("load_stock", event.id, msgspec.json.encode(payload))
+            if not result["ok"]:
+                raise _load_refusal(result)
+            if result.get("skipped"):
+                return LoadResult(skipped=True)
+            outcome.seats_added += result["seats_added"]
+            outcome.conflicts += result.get("conflicts") or []
+        if mode == "full":
             await self.client.sadd(self.keys.events_on_sale(), event.id)
-        else:
-            await self.client.srem(self.keys.events_on_sale(), event.id)
-        return result["seats_added"]
+            if event.status not in ("published", "postponed"):
+                await self.drain(event.id)
+        return outcome
+
+    async def drain(self, event_id: int) -> int:
+        """Give back every live hold of a closed event; it then leaves the events on sale."""
+        released = 0
+        while True:
+            expired, due, status = await self.expire(event_id, 1000, with_status=True)
+            released += expired
+            if not due:
+                break
+        if status in ("closed", None):
+            await self.client.srem(self.keys.events_on_sale(), event_id)
+        return released
 
     # --- holds --------------------------------------------------------------------------------
     async def hold(self, event_id: int, buyer: str, items: dict[int, int] | None = None,
                    seat_ids: list[int] | None = None, *, hold_id: str | None = None,
-                   ttl_seconds: int | None = None) -> Hold:
-        """Hold `items` (package id -> quantity) and `seat_ids` for `buyer`, all or nothing."""
+                   ttl_seconds: int | None = None, limits: HoldLimits = NO_LIMITS) -> Hold:
+        """Hold `items` (package id -> quantity) and `seat_ids` for `buyer`, all or nothing.
+
+        A buyer has one live hold per event: a second is refused `basket_exists` (retrying the
+        same `hold_id` returns the same hold). Invalid input raises Invalid before Redis."""
+        items, seat_ids = items or {}, list(seat_ids or [])
+        check_selection(items, seat_ids)
         hold_id = hold_id or new_hold_id(event_id)
-        request = {"ga": [[p, q] for p, q in (items or {}).items()], "seats": list(seat_ids or [])}
+        _own_event(event_id, hold_id)
+        request = {"ga": [[p, q] for p, q in items.items()], "seats": seat_ids}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
+        rates = {"buyer": limits.buyer, "ip": limits.ip, "guest": limits.guest}
         result = await self._run("hold", event_id, hold_id, buyer, ttl,
-                                 msgspec.json.encode(request), LAZY_EXPIRE)
+                                 msgspec.json.encode(request), LAZY_EXPIRE,
+                                 msgspec.json.encode(rates), "1" if limits.new_guest else "0",
+                                 extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
 
+    async def find_hold(self, event_id: int, *, hold_id: str | None = None,
+                        buyer: str | None = None) -> tuple[Hold | None, datetime]:
+        """A live hold by id, or `buyer`'s basket in the event, judged by the server's clock;
+        with the server's time (for countdowns)."""
+        if hold_id is not None:
+            _own_event(event_id, hold_id)
+        result = await self._run("get_hold", event_id, hold_id or "", buyer or "")
+        if not result["ok"]:
+            raise Invalid(_describe("bad_input", result), code="bad_input")
+        raw = result.get("hold")
+        hold = _hold(event_id, msgspec.convert(raw, _RawHold)) if raw else None
+        return hold, _dt(result["now"])
+
     async def get_hold(self, event_id: int, hold_id: str) -> Hold | None:
-        raw = await self.client.hget(self.keys.event(event_id, "holds"), hold_id)
-        if raw is None:
-            return None
-        hold = _hold(event_id, msgspec.convert(_decode(b'{"hold":' + raw + b"}")["hold"], _RawHold))
-        return hold if hold.expires_at > datetime.now(UTC) else None
+        return (await self.find_hold(event_id, hold_id=hold_id))[0]
 
     async def release(self, event_id: int, hold_id: str, buyer: str) -> None:
+        _own_event(event_id, hold_id)
         result = await self._run("release", event_id, hold_id, buyer)
         if not result["ok"]:
             raise NotFound("no such hold (it may have expired)", code="unknown_hold")
 
-    async def expire(self, event_id: int, limit: int = 1000) -> tuple[int, int]:
-        """Return the stock of due holds; (expired now, still due)."""
+    async def expire(self, event_id: int, limit: int = 1000, *, with_status: bool = False):
+        """Return the stock of due holds (every live hold of a closed event); (expired now,
+        still due), and the event's status with `with_status`."""
         result = await self._run("expire", event_id, limit)
+        if not result["ok"]:
+            raise Invalid(_describe("bad_input", result), code="bad_input")
+        if with_status:
+            return result["expired"], result["due"], result["status"] or None
         return result["expired"], result["due"]
 
     # --- sales --------------------------------------------------------------------------------
     async def confirm(self, event_id: int, hold: Hold, order_number: str,
                       extra: dict | None = None) -> Sale:
-        """Turn `hold` into sale `order_number` (idempotent); HoldRefused('stock_gone') when the
-        hold lapsed and its stock was taken meanwhile."""
+        """Turn `hold` into sale `order_number` (idempotent). When the hold lapsed, the late
+        payment policy of scripts/lua/confirm.lua decides: the stock is taken again, or
+        HoldRefused says why not (`stock_gone`, `not_on_sale`, `limit_exceeded`, ...) and the
+        caller refunds."""
+        _own_event(event_id, hold.id)
         fallback = {"ga": [[i.package_id, i.quantity, i.unit_price] for i in hold.items],
                     "seats": [[s.seat_id, s.package_id, s.price] for s in hold.seats]}
         result = await self._run("confirm", event_id, hold.id, order_number, hold.buyer,
-                                 msgspec.json.encode(fallback), msgspec.json.encode(extra or {}),
-                                 ORDERS_STREAM_MAXLEN)
+                                 msgspec.json.encode(fallback), msgspec.json.encode(extra or {}))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         raw = msgspec.convert(result["sale"], _RawSale)
@@ -301,17 +415,6 @@ class Inventory:
         if not result["ok"]:
             raise NotFound(f"no sale {order_number} in event {event_id}", code="unknown_order")
         return not result["replay"]
-
-    async def block_seats(self, event_id: int, seat_ids: list[int], block: bool = True) -> list[int]:
-        result = await self._run("block_seats", event_id, msgspec.json.encode(seat_ids),
-                                 "1" if block else "0")
-        if not result["ok"]:
-            if result["reason"] == "unknown_seat":
-                raise NotFound(f"seats not on sale in this event: {result['seat_ids'][:20]}",
-                               code="unknown_seat", fields={"seat_ids": "unknown seats"})
-            raise Conflict(f"seats {result['seat_ids'][:20]} are held or sold",
-                           code="seat_unavailable", fields={"seat_ids": "held or sold"})
-        return result["changed"]
 
     # --- reads --------------------------------------------------------------------------------
     async def availability(self, event_id: int, with_seats: bool = False) -> Availability:
@@ -329,6 +432,16 @@ class Inventory:
         return Availability(event_id=event_id, status=status.decode() if status else None,
                             packages=packages, seats=seat_states)
 
+    async def loaded_versions(self, event_ids: list[int]) -> dict[int, tuple[int | None, bool]]:
+        """Per event: the catalog version Redis has loaded (None: not loaded) and whether a
+        narrowing load is pending (the full load after a commit has not run)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for event_id in event_ids:
+                pipe.hmget(self.keys.event(event_id, "meta"), "status", "version", "pending")
+            rows = await pipe.execute()
+        return {event_id: (int(version or 0) if status else None, pending is not None)
+                for event_id, (status, version, pending) in zip(event_ids, rows, strict=True)}
+
     async def events_on_sale(self) -> list[int]:
         return sorted(int(x) for x in await self.client.smembers(self.keys.events_on_sale()))
 
@@ -336,14 +449,41 @@ class Inventory:
         await self.runner.close()
 
 
+def _load_refusal(result: dict) -> Conflict:
+    reason = result["reason"]
+    if reason == "package_sold_by_quantity":
+        return Conflict(f"package {result['package_id']} already has {result['committed']} tickets "
+                        "held or sold by quantity; give the seats a new package",
+                        code="package_sold_by_quantity", fields={"package_id": "sold by quantity"})
+    if reason == "capacity_below_committed":
+        return Conflict(f"capacity of package {result['package_id']} cannot go below the "
+                        f"{result['committed']} tickets already held or sold",
+                        code="capacity_below_committed",
+                        fields={"capacity": f"at least {result['committed']}"})
+    if reason == "seat_unavailable":
+        return Conflict(f"seats {result['seat_ids'][:20]} are held or sold and cannot be blocked",
+                        code="seat_unavailable", fields={"seat_ids": "held or sold"})
+    return Conflict(f"the stock could not be loaded: {reason} ({result.get('argument', '')})",
+                    code="stock_load_refused")
+
+
 def new_hold_id(event_id: int) -> str:
     """`H<event id>-<random>`: the event id lets any storefront find the hold's keys."""
     return f"H{event_id}-{secrets.token_urlsafe(12)}"
 
 
+def derived_hold_id(event_id: int, secret: str, buyer: str, idempotency_key: str) -> str:
+    """The hold id of `buyer`'s request with `idempotency_key`: a retry of the same request
+    (a dropped connection, a double click) names the same hold, and nobody else can guess it."""
+    mac = hmac.new(secret.encode(), f"hold\x00{event_id}\x00{buyer}\x00{idempotency_key}".encode(),
+                   hashlib.sha256).digest()
+    return f"H{event_id}-{base64.urlsafe_b64encode(mac[:16]).decode().rstrip('=')}"
+
+
 def event_of_hold(hold_id: str) -> int | None:
     head = hold_id.split("-", 1)[0]
-    if len(hold_id) > 64 or not head.startswith("H") or not head[1:].isdigit():
+    if (len(hold_id) > 64 or not head.startswith("H") or not head[1:].isascii()
+            or not head[1:].isdigit() or len(head) > 15):
         return None
     return int(head[1:])
 

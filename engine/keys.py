@@ -6,6 +6,7 @@ touches one Cluster slot. Keys that span events never appear inside an event's s
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 
@@ -13,11 +14,21 @@ def _untag(text: str) -> str:
     return text.replace("%", "%25").replace("{", "%7B").replace("}", "%7D")
 
 
+PREFIX = re.compile(r"[A-Za-z0-9_.-]{1,32}")
+
+
 @dataclass(frozen=True, slots=True)
 class Keys:
-    """Key builders under one prefix (`kw` in production; a per-test prefix in the suite)."""
+    """Key builders under one prefix (`kw` in production; a per-test prefix in the suite).
+
+    The prefix is letters, digits, `_`, `.` and `-` only: braces would break the hash tags."""
 
     prefix: str = "kw"
+
+    def __post_init__(self) -> None:
+        if not PREFIX.fullmatch(self.prefix):
+            raise ValueError(f"Redis key prefix {self.prefix!r} must be 1-32 letters, digits, "
+                             "'_', '.' or '-'")
 
     # --- accounts -------------------------------------------------------------------------
     def session(self, session_id: str) -> str:
@@ -48,6 +59,14 @@ class Keys:
     def event(self, event_id: int, name: str) -> str:
         """A key of one event, e.g. `kw:{ev:42}:stock`."""
         return f"{self.prefix}:{self.event_tag(event_id)}:{name}"
+
+    def hold_buckets(self, event_id: int, buyer: str, client: str) -> tuple[str, str, str]:
+        """The rate-limit buckets of one hold request (scripts/lua/includes/ratelimit.lua): the
+        buyer's holds, the client address's holds and the client address's new guests, in this
+        event. User-controlled parts are escaped so they never form a hash tag."""
+        who, where = _untag(buyer), _untag(client or "unknown")
+        return (self.event(event_id, f"rl:buyer:{who}"), self.event(event_id, f"rl:ip:{where}"),
+                self.event(event_id, f"rl:guest:{where}"))
 
     # --- cross-event ----------------------------------------------------------------------
     def events_on_sale(self) -> str:

@@ -62,6 +62,7 @@ class _Call:
     keys: tuple[str, ...]
     args: tuple[Any, ...]
     future: asyncio.Future
+    extra_keys: tuple[str, ...] = ()
     packed: bytes = b""
 
 
@@ -78,11 +79,14 @@ class ScriptRunner:
         self._slots = asyncio.Semaphore(max_in_flight)
         self._scheduled = False
         self._tasks: set[asyncio.Task] = set()
-        self._heads: dict[tuple[str, tuple[str, ...]], bytes] = {}
+        self._heads: dict[tuple[str, tuple[str, ...], int], bytes] = {}
 
-    async def run(self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...]) -> Any:
+    async def run(self, script: Script, keys: tuple[str, ...], args: tuple[Any, ...],
+                  extra_keys: tuple[str, ...] = ()) -> Any:
+        """Run `script` with KEYS `keys + extra_keys`: `keys` is a constant list (its packed form
+        is cached), `extra_keys` vary per call (a buyer's rate-limit bucket, say)."""
         future = asyncio.get_running_loop().create_future()
-        call = _Call(script, keys, args, future)
+        call = _Call(script, keys, args, future, extra_keys)
         if isinstance(self.client, redis.Redis):
             call.packed = self._pack(call)  # a bad argument fails here, for this caller only
         self._queue.append(call)
@@ -133,7 +137,8 @@ class ScriptRunner:
         if not isinstance(self.client, redis.Redis):  # a cluster client routes by slot itself
             pipe = self.client.pipeline(transaction=False)
             for call in batch:
-                pipe.execute_command("EVALSHA", call.script.sha, len(call.keys), *call.keys, *call.args)
+                keys = call.keys + call.extra_keys
+                pipe.execute_command("EVALSHA", call.script.sha, len(keys), *keys, *call.args)
             return await pipe.execute(raise_on_error=False)
         # One connection, every command packed and written at once, replies read in order.
         # Packing here (with the constant "EVALSHA sha numkeys keys..." part cached) instead of
@@ -157,14 +162,17 @@ class ScriptRunner:
         return results
 
     def _pack(self, call: _Call) -> bytes:
-        head = self._heads.get((call.script.sha, call.keys))
+        extra = len(call.extra_keys)
+        head = self._heads.get((call.script.sha, call.keys, extra))
         if head is None:
-            head = b"".join(_bulk(x) for x in ("EVALSHA", call.script.sha, str(len(call.keys)), *call.keys))
+            head = b"".join(_bulk(x) for x in ("EVALSHA", call.script.sha,
+                                               str(len(call.keys) + extra), *call.keys))
             if len(self._heads) > 100_000:
                 self._heads.clear()
-            self._heads[(call.script.sha, call.keys)] = head
-        count = 3 + len(call.keys) + len(call.args)
-        return b"*%d\r\n" % count + head + b"".join(_bulk(a) for a in call.args)
+            self._heads[(call.script.sha, call.keys, extra)] = head
+        count = 3 + len(call.keys) + extra + len(call.args)
+        return (b"*%d\r\n" % count + head + b"".join(_bulk(k) for k in call.extra_keys)
+                + b"".join(_bulk(a) for a in call.args))
 
     async def close(self) -> None:
         while self._tasks:

@@ -1,10 +1,12 @@
 """Keeping Redis in step with the catalog: what a catalog change means for the stock on sale.
 
-`StockSync` is the catalog's `on_change` hook: it runs inside the catalog's write transaction with
-the event row locked, reads the event through that transaction and loads it into the inventory.
-If the load refuses (a capacity below what is held + sold), the catalog change rolls back; if the
-transaction fails after the load, the next change or the start-up reconciliation loads again
-(loading is idempotent and keeps live counters).
+Postgres is the record of the catalog; Redis holds the live stock. A change reaches Redis in two
+steps (see `Catalog`): inside the catalog's transaction, `narrow` takes off sale whatever the
+change takes off (and refuses, rolling the change back, what cannot be done); after the commit,
+`settle` loads the committed catalog in full and records its version. So whatever fails (Redis,
+the commit, the process between the two) the stock on sale never exceeds what Postgres
+committed. `reconcile_once` (the worker, every few seconds, and start-up) reloads every event
+whose loaded version differs from the catalog's or whose narrowing is still pending.
 """
 
 from __future__ import annotations
@@ -18,14 +20,14 @@ from engine.errors import Conflict
 from engine.inventory import Inventory
 
 log = logging.getLogger(__name__)
+LIVE = ("published", "postponed")
 
 
 async def sync_event(catalog: Catalog, inventory: Inventory, event_id: int,
-                     conn: asyncpg.Connection) -> None:
-    """Load (or refresh) one event's status, packages and seats into the inventory.
-
-    Drafts are never loaded. An event loaded before whose Redis state has vanished is refused
-    (`stock_lost`): reloading it would put sold tickets on sale again."""
+                     conn: asyncpg.Connection, version: int) -> None:
+    """Load one event's committed status, packages and seats in full (the caller holds its row
+    lock). Drafts never loaded are skipped. An event loaded before whose Redis state has vanished
+    is refused (`stock_lost`): reloading it would put sold tickets on sale again."""
     detail = await catalog.event_detail(event_id=event_id, public_only=False, conn=conn)
     if detail is None:
         return
@@ -38,40 +40,75 @@ async def sync_event(catalog: Catalog, inventory: Inventory, event_id: int,
                        "stock is gone from Redis (data loss?); it is not reloaded, so nothing sold "
                        "is sold again. Restore Redis (AOF) before selling", code="stock_lost")
     seat_map = await catalog.seat_map(event_id, conn=conn) if detail.requires_seating else None
-    await inventory.load(detail, detail.packages, seat_map)
+    result = await inventory.load(detail, detail.packages, seat_map, version=version)
+    if result.conflicts:
+        log.error("event %d: seats %s are blocked in the catalog but held or sold in Redis",
+                  event_id, result.conflicts[:20])
     if loaded_before is None:
         await conn.execute("UPDATE events SET stock_loaded_at = now() WHERE id = $1", event_id)
 
 
 class StockSync:
-    """The catalog's `on_change` hook (see the module docstring)."""
+    """The catalog's stock hook (see the module docstring)."""
 
     def __init__(self, catalog: Catalog, inventory: Inventory):
         self.catalog = catalog
         self.inventory = inventory
 
-    async def __call__(self, conn: asyncpg.Connection, event_id: int) -> None:
-        await sync_event(self.catalog, self.inventory, event_id, conn)
+    async def narrow(self, conn: asyncpg.Connection, event_id: int, version: int) -> None:
+        detail = await self.catalog.event_detail(event_id=event_id, public_only=False, conn=conn)
+        if detail is None or detail.status == "draft":
+            return
+        seat_map = (await self.catalog.seat_map(event_id, conn=conn)
+                    if detail.requires_seating else None)
+        await self.inventory.load(detail, detail.packages, seat_map, mode="narrow", version=version)
+
+    async def settle(self, event_id: int) -> None:
+        try:
+            await self.reload(event_id)
+        except Exception:  # committed already: reconciliation finds the event by its version
+            log.exception("loading event %d after its catalog change failed; "
+                          "reconciliation will retry", event_id)
+
+    async def reload(self, event_id: int) -> bool:
+        """Load the committed catalog of one event in full, under its row lock."""
+        async with self.catalog.pool.acquire() as conn, conn.transaction():
+            version = await conn.fetchval(
+                "SELECT catalog_version FROM events WHERE id = $1 FOR UPDATE", event_id)
+            if version is None:
+                return False
+            await sync_event(self.catalog, self.inventory, event_id, conn, version)
+            return True
 
 
 def connect(catalog: Catalog, inventory: Inventory) -> Catalog:
-    """Make every stock-relevant catalog change update the inventory in the same transaction."""
-    catalog.on_change = StockSync(catalog, inventory)
+    """Make every stock-relevant catalog change reach the inventory (see the module docstring)."""
+    catalog.stock = StockSync(catalog, inventory)
     return catalog
 
 
-async def sync_all(catalog: Catalog, inventory: Inventory) -> int:
-    """Start-up reconciliation: every event that is, or is recorded in Redis as, on sale is loaded
-    under its row lock (a cancelled event still marked on sale is closed). Returns how many were
-    loaded; an event that cannot be loaded is logged and skipped, not fatal."""
+async def reconcile_once(catalog: Catalog, inventory: Inventory, *, everything: bool = False) -> int:
+    """Reload every event that is (or Redis says is) on sale and whose loaded catalog version is
+    not the committed one, or whose narrowing load is pending; with `everything`, reload them all
+    (start-up). Returns how many were loaded; an event that cannot be loaded is logged and
+    skipped, not fatal."""
+    sync = catalog.stock if isinstance(catalog.stock, StockSync) else StockSync(catalog, inventory)
     rows = await catalog.pool.fetch(
-        "SELECT id FROM events WHERE status IN ('published', 'postponed') OR id = ANY($1::bigint[]) "
-        "ORDER BY id", await inventory.events_on_sale())
+        "SELECT id, catalog_version FROM events WHERE status = ANY($1::text[]) "
+        "OR id = ANY($2::bigint[]) ORDER BY id", list(LIVE), await inventory.events_on_sale())
+    loaded = await inventory.loaded_versions([r["id"] for r in rows])
     done = 0
     for row in rows:
+        version, pending = loaded[row["id"]]
+        if not everything and version == row["catalog_version"] and not pending:
+            continue
         try:
-            await catalog.locked(row["id"])
-            done += 1
+            done += await sync.reload(row["id"])
         except Conflict as exc:
             log.error("stock of event %d not loaded: %s", row["id"], exc.message)
     return done
+
+
+async def sync_all(catalog: Catalog, inventory: Inventory) -> int:
+    """Start-up reconciliation: every event on sale is loaded from the committed catalog."""
+    return await reconcile_once(catalog, inventory, everything=True)

@@ -6,6 +6,7 @@ Secrets are `Secret` values whose repr never shows the value.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets as _secrets
 from collections.abc import Iterator, Mapping
@@ -13,6 +14,8 @@ from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
+
+from engine.keys import PREFIX
 
 
 class Secret(str):
@@ -47,6 +50,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = "http://127.0.0.1:8080"
     argon2_memory_kib: int = 65_536
     argon2_time_cost: int = 3
+    # comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed
+    trusted_proxies: str = ""
+    # hold attempts a minute per buyer and per client address in one event (0: no limit), and
+    # guest identities minted a minute per client address in one event
+    holds_per_buyer_per_minute: int = 10
+    holds_per_ip_per_minute: int = 600
+    guests_per_ip_per_minute: int = 60
 
     def _redacted(self) -> dict[str, Any]:
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -86,6 +96,10 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_PUBLIC_URL": "public_url",
     "KWIKA_ARGON2_MEMORY_KIB": "argon2_memory_kib",
     "KWIKA_ARGON2_TIME_COST": "argon2_time_cost",
+    "KWIKA_TRUSTED_PROXIES": "trusted_proxies",
+    "KWIKA_HOLDS_PER_BUYER_PER_MINUTE": "holds_per_buyer_per_minute",
+    "KWIKA_HOLDS_PER_IP_PER_MINUTE": "holds_per_ip_per_minute",
+    "KWIKA_GUESTS_PER_IP_PER_MINUTE": "guests_per_ip_per_minute",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -100,6 +114,9 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "hold_ttl_seconds": (10, 24 * 3600),
     "argon2_memory_kib": (1024, 4 * 1_048_576),
     "argon2_time_cost": (1, 20),
+    "holds_per_buyer_per_minute": (0, 1_000_000),
+    "holds_per_ip_per_minute": (0, 1_000_000),
+    "guests_per_ip_per_minute": (0, 1_000_000),
 }
 
 
@@ -165,6 +182,13 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         value = getattr(settings, field)
         if not lo <= value <= hi:
             raise SettingsError(f"{_FIELD_TO_ENV[field]}={value} is out of range [{lo}, {hi}]")
+    try:
+        proxy_networks(settings.trusted_proxies)
+    except ValueError as exc:
+        raise SettingsError(f"KWIKA_TRUSTED_PROXIES is malformed: {exc}") from None
+    if not PREFIX.fullmatch(settings.redis_prefix):
+        raise SettingsError(f"KWIKA_REDIS_PREFIX={settings.redis_prefix!r} must be 1-32 letters, "
+                            "digits, '_', '.' or '-' (braces or spaces would break the hash tags)")
     if settings.db_pool_min > settings.db_pool_max:
         raise SettingsError("KWIKA_DB_POOL_MIN must not exceed KWIKA_DB_POOL_MAX")
     level = settings.log_level.upper()
@@ -187,6 +211,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     elif len(settings.secret_key) < 16:
         raise SettingsError("KWIKA_SECRET_KEY must be at least 16 characters")
     return msgspec.structs.replace(settings, secret_key=Secret(settings.secret_key))
+
+
+def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+    """`KWIKA_TRUSTED_PROXIES` as networks ("10.0.0.1, 10.1.0.0/16")."""
+    return tuple(ipaddress.ip_network(part.strip(), strict=False)
+                 for part in text.split(",") if part.strip())
 
 
 def _explain(message: str) -> str:

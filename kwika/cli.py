@@ -105,14 +105,17 @@ async def _audit(settings: Settings, event_ids: list[int]) -> int:
     from storefront.app import redis_client
 
     client = redis_client(settings)
+    pool = await create_pool(settings.database_url, 1, 2)
     inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
     try:
         failed = 0
-        event_ids = event_ids or await inventory.events_on_sale()
+        if not event_ids:  # every event Redis or the catalog has on sale
+            live = await pool.fetch("SELECT id FROM events WHERE status IN ('published', 'postponed')")
+            event_ids = sorted({r["id"] for r in live} | set(await inventory.events_on_sale()))
         if not event_ids:
             print("no events on sale")
         for event_id in event_ids:
-            problems = await audit(inventory, event_id)
+            problems = await audit(inventory, event_id, pool)
             print(f"event {event_id}: " + ("books balance" if not problems else
                                           f"{len(problems)} problem(s)"))
             for problem in problems:
@@ -121,13 +124,16 @@ async def _audit(settings: Settings, event_ids: list[int]) -> int:
         return 1 if failed else 0
     finally:
         await inventory.close()
+        await pool.close()
         await client.aclose()
 
 
 async def _work_until_signalled(settings: Settings) -> None:
     """`kwika worker`: the sweeper (and, later, the fulfillment consumers) until a signal."""
+    from engine.catalog import Catalog
     from engine.inventory import Inventory
     from engine.keys import Keys
+    from engine.onsale import connect, reconcile_once
     from engine.sweeper import sweep_forever
     from storefront.app import redis_client
 
@@ -136,8 +142,11 @@ async def _work_until_signalled(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     client = redis_client(settings)
+    pool = await create_pool(settings.database_url, 1, 4)
     inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
-    sweeper = asyncio.create_task(sweep_forever(inventory), name="sweeper")
+    catalog = connect(Catalog(pool), inventory)
+    sweeper = asyncio.create_task(sweep_forever(
+        inventory, reconcile=lambda: reconcile_once(catalog, inventory)), name="sweeper")
     try:
         await stop.wait()
         log.info("stopping worker (pid %d)", os.getpid())
@@ -145,6 +154,7 @@ async def _work_until_signalled(settings: Settings) -> None:
         sweeper.cancel()
         await asyncio.gather(sweeper, return_exceptions=True)
         await inventory.close()
+        await pool.close()
         await client.aclose()
 
 

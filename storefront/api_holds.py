@@ -1,9 +1,13 @@
 """Holds JSON API: hold tickets or seats for 15 minutes, look at a hold, give it back, and check
-what a selection would get right now. Touches Redis only (plus a cached event lookup)."""
+what a selection would get right now. Touches Redis only (plus a cached event lookup).
+
+A buyer has one live hold (basket) per event: a second hold is refused `basket_exists` with the
+basket's id, so the page can offer it (or give it back) instead. An `Idempotency-Key` header
+makes a retry (a dropped connection, a double click) return the same hold.
+"""
 
 from __future__ import annotations
 
-import secrets
 from datetime import datetime
 from typing import Annotated, Literal
 
@@ -11,22 +15,30 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from engine.accounts import User, sign, unsign
-from engine.errors import Forbidden, Invalid, NotFound, Unauthenticated
-from engine.inventory import Hold, HoldLine, HoldRefused, HoldSeat, Inventory, event_of_hold
+from engine.errors import Forbidden, Invalid, NotFound
+from engine.inventory import (
+    Hold,
+    HoldLine,
+    HoldRefused,
+    HoldSeat,
+    Inventory,
+    derived_hold_id,
+    event_of_hold,
+)
 from storefront.api import Api, json_response, path_int
-from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS, USER
-from storefront.errors import ApiError
+from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS
+from storefront.buyer import buyer_for_hold, current_buyer, hold_limits, set_guest_cookie
+from storefront.errors import ApiError, error_response
 
 api = Api()
 TAG = "holds"
-GUEST_COOKIE = "kwika_guest"
 EVENT = r"/api/events/{event_id:\d+}"
 
 # refusal reason -> HTTP status: input the caller can fix is 422, the state of the sale 409
 REFUSAL_STATUS = {
     "unknown_package": 422, "unknown_seat": 422, "seat_required": 422, "below_minimum": 422,
-    "above_maximum": 422, "empty": 422, "hold_id_taken": 409,
+    "above_maximum": 422, "empty": 422, "bad_input": 422, "hold_id_taken": 409,
+    "login_required": 401, "rate_limited": 429,
 }
 
 
@@ -51,6 +63,7 @@ class HoldOut(msgspec.Struct, kw_only=True):
     items: list[HoldLine]
     seats: list[HoldSeat]
     total: int
+    server_time: datetime  # the clock expires_at is measured by: count down from here
 
 
 class PackageCheck(msgspec.Struct, kw_only=True):
@@ -87,86 +100,99 @@ def _check_selection(sel: Selection) -> dict[int, int]:
     return items
 
 
-def buyer_key(request: web.Request, allow_guest: bool, create: bool) -> tuple[str, str | None]:
-    """The buyer a hold belongs to: `u:<user id>`, or `g:<id>` from the signed guest cookie.
-    Returns (key, new cookie value to set or None)."""
-    user: User | None = request.get(USER)
-    if user is not None:
-        return f"u:{user.id}", None
-    secret = request.app[SETTINGS].secret_key
-    cookie = request.cookies.get(GUEST_COOKIE)
-    guest = unsign(secret, cookie) if cookie else None
-    if guest:
-        return f"g:{guest}", None
-    if not allow_guest or not create:
-        raise Unauthenticated("log in to hold tickets for this event")
-    guest = secrets.token_urlsafe(16)
-    return f"g:{guest}", sign(secret, guest)
-
-
-def hold_out(hold: Hold, currency: str) -> HoldOut:
+def hold_out(hold: Hold, currency: str, now: datetime) -> HoldOut:
     return HoldOut(
         id=hold.id, event_id=hold.event_id, currency=currency,
         created_at=hold.created_at, expires_at=hold.expires_at,
         items=hold.items, seats=hold.seats,
-        total=hold.total)
+        total=hold.total, server_time=now)
 
 
 def refusal(exc: HoldRefused) -> ApiError:
     fields = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in exc.detail.items()}
-    return ApiError(REFUSAL_STATUS.get(exc.reason, 409), exc.reason, str(exc), fields)
+    headers = {}
+    if exc.reason == "rate_limited":
+        headers["Retry-After"] = str(max(1, -(-int(exc.detail.get("retry_after_ms", 1000)) // 1000)))
+    return ApiError(REFUSAL_STATUS.get(exc.reason, 409), exc.reason, str(exc), fields, headers)
+
+
+def _idempotency_key(request: web.Request) -> str | None:
+    key = request.headers.get("Idempotency-Key")
+    if key is not None and not (0 < len(key) <= 100 and key.isascii() and key.isprintable()):
+        raise Invalid("Idempotency-Key must be 1 to 100 printable ASCII characters",
+                      fields={"Idempotency-Key": "malformed"})
+    return key
 
 
 @api.post(EVENT + "/holds", body=Selection, response=HoldOut, status=201, tag=TAG,
-          summary="Hold tickets and/or seats for 15 minutes, all or nothing",
-          errors=(400, 401, 404, 409, 415, 422))
+          summary="Hold tickets and/or seats for 15 minutes, all or nothing (one basket per "
+                  "buyer per event; send an Idempotency-Key to make retries safe)",
+          errors=(400, 401, 404, 409, 415, 422, 429))
 async def create_hold(request: web.Request, body: Selection) -> web.Response:
     event_id = path_int(request, "event_id")
     items = _check_selection(body)
+    key = _idempotency_key(request)
     facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer, new_cookie = buyer_key(request, facts.allow_guest_checkout, create=True)
+    buyer = buyer_for_hold(request, facts.allow_guest_checkout)
+    hold_id = None
+    if key is not None:
+        hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
+    inventory = request.app[INVENTORY]
     try:
-        hold = await request.app[INVENTORY].hold(event_id, buyer, items, body.seat_ids)
+        hold = await inventory.hold(event_id, buyer.key, items, body.seat_ids, hold_id=hold_id,
+                                    limits=hold_limits(request, buyer))
     except HoldRefused as exc:
-        raise refusal(exc) from None
-    response = json_response(hold_out(hold, facts.currency), status=201)
-    if new_cookie:
-        settings = request.app[SETTINGS]
-        response.set_cookie(GUEST_COOKIE, new_cookie, httponly=True, samesite="Lax",
-                            secure=settings.cookie_secure, path="/", max_age=7 * 24 * 3600)
+        error = refusal(exc)
+        response = error_response(error.status, error.code, error.message, error.fields,
+                                  error.headers or None)
+        if buyer.new_guest_cookie and exc.reason not in ("rate_limited", "bad_input"):
+            set_guest_cookie(request, response, buyer.new_guest_cookie)  # this guest was minted
+        return response
+    response = json_response(hold_out(hold, facts.currency, hold.created_at), status=201)
+    if buyer.new_guest_cookie:
+        set_guest_cookie(request, response, buyer.new_guest_cookie)
     return response
 
 
-async def _own_hold(request: web.Request) -> tuple[Inventory, Hold, str]:
+@api.get(EVENT + "/holds/mine", response=list[HoldOut], tag=TAG,
+         summary="The caller's live hold (basket) in this event, if any", errors=(404,))
+async def my_holds(request: web.Request) -> list[HoldOut]:
+    event_id = path_int(request, "event_id")
+    facts = await request.app[EVENT_CACHE].get(event_id)
+    buyer = current_buyer(request)
+    if buyer is None:
+        return []
+    hold, now = await request.app[INVENTORY].find_hold(event_id, buyer=buyer)
+    return [hold_out(hold, facts.currency, now)] if hold else []
+
+
+async def _own_hold(request: web.Request) -> tuple[Inventory, Hold, str, datetime]:
     hold_id = request.match_info["hold_id"]
     event_id = event_of_hold(hold_id)
     if event_id is None:
         raise NotFound(f"no hold {hold_id!r}", code="unknown_hold")
     inventory = request.app[INVENTORY]
-    hold = await inventory.get_hold(event_id, hold_id)
+    hold, now = await inventory.find_hold(event_id, hold_id=hold_id)
     if hold is None:
         raise NotFound("this hold does not exist or has expired", code="unknown_hold")
-    try:
-        buyer, _ = buyer_key(request, allow_guest=False, create=False)
-    except Unauthenticated:
-        raise Forbidden("this hold is not yours", code="not_owner") from None
+    buyer = current_buyer(request)
     if buyer != hold.buyer:
         raise Forbidden("this hold is not yours", code="not_owner")
-    return inventory, hold, buyer
+    return inventory, hold, buyer, now
 
 
 @api.get("/api/holds/{hold_id}", response=HoldOut, tag=TAG,
          summary="A live hold of the caller's, with its expiry", errors=(403, 404))
 async def get_hold(request: web.Request) -> HoldOut:
-    _, hold, _ = await _own_hold(request)
+    _, hold, _, now = await _own_hold(request)
     facts = await request.app[EVENT_CACHE].get(hold.event_id)
-    return hold_out(hold, facts.currency)
+    return hold_out(hold, facts.currency, now)
 
 
 @api.delete("/api/holds/{hold_id}", tag=TAG, summary="Give a hold back at once (owner only)",
             errors=(403, 404))
 async def delete_hold(request: web.Request) -> None:
-    inventory, hold, buyer = await _own_hold(request)
+    inventory, hold, buyer, _ = await _own_hold(request)
     await inventory.release(hold.event_id, hold.id, buyer)
 
 

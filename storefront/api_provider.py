@@ -11,7 +11,7 @@ from engine import catalog_types as t
 from engine.accounts import User
 from engine.errors import Forbidden
 from storefront.api import Api, path_int
-from storefront.appkeys import CATALOG, EVENT_CACHE, INVENTORY
+from storefront.appkeys import CATALOG, EVENT_CACHE
 from storefront.auth import provider_scope
 from storefront.availability import with_availability, with_seat_states
 
@@ -54,7 +54,11 @@ async def get_event(request: web.Request, user: User) -> t.EventDetail:
 @api.patch(EVENT, roles=PROVIDERS, body=t.EventUpdate, response=t.Event, tag=TAG,
            summary="Change an event's details", errors=(400, 401, 403, 404, 409, 415, 422))
 async def update_event(request: web.Request, user: User, body: t.EventUpdate) -> t.Event:
-    return await request.app[CATALOG].update_event(_scope(user), path_int(request, "event_id"), body)
+    """Guest checkout and the buyer cap are in the live stock too (the hold script checks them in
+    every process at once); this process's cache of the event is dropped as well."""
+    event = await request.app[CATALOG].update_event(_scope(user), path_int(request, "event_id"), body)
+    request.app[EVENT_CACHE].forget(event.id)
+    return event
 
 
 async def _transition(request: web.Request, user: User, target: str,
@@ -127,14 +131,7 @@ async def seating(request: web.Request, user: User) -> t.SeatMap:
           summary="Block seats from sale (or unblock them with blocked=false)",
           errors=(400, 401, 403, 404, 409, 415, 422))
 async def block_seats(request: web.Request, user: User, body: t.SeatBlock) -> t.SeatBlockResult:
-    """The catalog records it; the on-sale seats flip in the same transaction, and a seat held or
-    sold meanwhile refuses the whole change."""
-    event_id = path_int(request, "event_id")
-    inventory = request.app[INVENTORY]
-
-    async def flip(seat_ids: list[int]) -> None:  # runs under the event's row lock
-        if (await inventory.availability(event_id)).status is not None:
-            await inventory.block_seats(event_id, seat_ids, body.blocked)
-
-    changed = await request.app[CATALOG].block_seats(_scope(user), event_id, body, live=flip)
+    """The catalog records it and takes the seats off sale before committing; a seat held or sold
+    meanwhile refuses the whole change. Unblocked seats go back on sale after the commit."""
+    changed = await request.app[CATALOG].block_seats(_scope(user), path_int(request, "event_id"), body)
     return t.SeatBlockResult(changed=changed)

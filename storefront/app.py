@@ -16,7 +16,7 @@ from engine.catalog import Catalog
 from engine.db import create_pool
 from engine.inventory import Inventory
 from engine.keys import Keys
-from engine.onsale import connect
+from engine.onsale import connect, reconcile_once
 from engine.settings import Settings
 from engine.sweeper import sweep_forever
 from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
@@ -76,7 +76,9 @@ def all_routes() -> list:
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     """Runs the hold sweeper beside the storefront (`kwika up`); /readyz reports if it stops."""
-    task = asyncio.create_task(sweep_forever(app[INVENTORY]), name="sweeper")
+    catalog, inventory = app[CATALOG], app[INVENTORY]
+    task = asyncio.create_task(sweep_forever(
+        inventory, reconcile=lambda: reconcile_once(catalog, inventory)), name="sweeper")
     app[BACKGROUND]["sweeper"] = task
     try:
         yield

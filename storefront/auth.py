@@ -17,7 +17,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from engine.accounts import Session, User, sign, unsign
+from engine.accounts import Session, User
+from engine.signing import sign, unsign
 from storefront.appkeys import ACCOUNTS, AUTH, CSRF_ANCHOR, SESSION, SET_CSRF_COOKIE, SETTINGS, USER
 from storefront.errors import ApiError
 
@@ -61,18 +62,19 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         if user is None:
             raise ApiError(401, "unauthenticated", "the API token is unknown or revoked")
         request[USER], request[AUTH] = user, "token"
-    elif (cookie := request.cookies.get(SESSION_COOKIE)) and (sid := unsign(settings.secret_key, cookie)):
+    elif ((cookie := request.cookies.get(SESSION_COOKIE))
+          and (sid := unsign(settings.secret_key, "session", cookie))):
         found = await accounts.user_for_session(sid)
         if found is not None:
             request[SESSION], request[USER] = found
             request[AUTH] = "session"
-    if (anon := request.cookies.get(CSRF_COOKIE)) and (anchor := unsign(settings.secret_key, anon)):
+    if (anon := request.cookies.get(CSRF_COOKIE)) and (anchor := unsign(settings.secret_key, "csrf", anon)):
         request[CSRF_ANCHOR] = anchor
     if request.method in UNSAFE and request.get(AUTH) != "token":
         await _check_csrf(request)
     response = await handler(request)
     if request.get(SET_CSRF_COOKIE):
-        response.set_cookie(CSRF_COOKIE, sign(settings.secret_key, request[CSRF_ANCHOR]),
+        response.set_cookie(CSRF_COOKIE, sign(settings.secret_key, "csrf", request[CSRF_ANCHOR]),
                             httponly=True, samesite="Lax", secure=settings.cookie_secure, path="/")
     return response
 
@@ -117,8 +119,8 @@ def provider_scope(user: User) -> int | None:
 
 def set_session_cookie(request: web.Request, response: web.StreamResponse, session: Session) -> None:
     settings = request.app[SETTINGS]
-    response.set_cookie(SESSION_COOKIE, sign(settings.secret_key, session.id), httponly=True,
-                        samesite="Lax", secure=settings.cookie_secure, path="/",
+    response.set_cookie(SESSION_COOKIE, sign(settings.secret_key, "session", session.id),
+                        httponly=True, samesite="Lax", secure=settings.cookie_secure, path="/",
                         max_age=settings.session_ttl_seconds)
 
 

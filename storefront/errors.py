@@ -23,9 +23,11 @@ class ErrorBody(msgspec.Struct):
 class ApiError(Exception):
     """An HTTP-level refusal raised by storefront code (bad JSON, missing auth, ...)."""
 
-    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None):
+    def __init__(self, status: int, code: str, message: str, fields: dict[str, str] | None = None,
+                 headers: dict[str, str] | None = None):
         super().__init__(message)
         self.status, self.code, self.message, self.fields = status, code, message, fields or {}
+        self.headers = headers or {}
 
 
 STATUS: dict[type[e.DomainError], int] = {

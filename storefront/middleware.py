@@ -58,6 +58,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         return await handler(request)
     except ApiError as exc:
         status, code, message, fields = exc.status, exc.code, exc.message, exc.fields
+        extra_headers.update(exc.headers)
     except e.DomainError as exc:
         status, code, message, fields = status_for(exc), exc.code, exc.message, exc.fields
     except web.HTTPRequestEntityTooLarge:  # it carries no size; the limit is a setting

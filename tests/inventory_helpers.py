@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from engine import catalog_types as t
 from engine.audit import audit
 from engine.inventory import Inventory
@@ -13,13 +15,14 @@ _ids = itertools.count(1000)
 NOW = datetime.now(UTC)
 
 
-def event(event_id: int | None = None, status: str = "published", seated: bool = False) -> t.Event:
+def event(event_id: int | None = None, status: str = "published", seated: bool = False,
+          buyer_cap: int = 1000, guests: bool = True) -> t.Event:
     return t.Event(
         id=event_id or next(_ids), provider_id=1, slug="e", title="E", description="", category="x",
         venue="", address="", city="", latitude=None, longitude=None, starts_at=NOW + timedelta(days=9),
         ends_at=NOW + timedelta(days=10), timezone="UTC", cover_image_url=None, status=status,
-        requires_seating=seated, allow_guest_checkout=True, uses_waiting_room=False, currency="MWK",
-        tickets_sold=0, published_at=NOW, created_at=NOW, updated_at=NOW)
+        requires_seating=seated, allow_guest_checkout=guests, uses_waiting_room=False, currency="MWK",
+        max_tickets_per_buyer=buyer_cap, tickets_sold=0, published_at=NOW, created_at=NOW, updated_at=NOW)
 
 
 def package(event_id: int, capacity: int = 100, price: int = 1000, **kw) -> t.Package:
@@ -39,6 +42,15 @@ def seat_map(event_id: int, package_id: int, count: int, price: int = 1000,
     return t.SeatMap(event_id=event_id, currency="MWK", sections=[t.Section(
         id=next(_ids), name="S", package_id=package_id, capacity=count, row_count=1,
         seat_numbering_type="grid", sort_order=0, seats=seats)])
+
+
+def with_blocked(smap: t.SeatMap, blocked: set[int]) -> t.SeatMap:
+    """The same seat map with exactly the seats `blocked` (by id) blocked, as the catalog would
+    have it after a provider blocks or unblocks seats."""
+    section = smap.sections[0]
+    seats = [msgspec.structs.replace(s, status="blocked" if s.id in blocked else "available")
+             for s in section.seats]
+    return msgspec.structs.replace(smap, sections=[msgspec.structs.replace(section, seats=seats)])
 
 
 async def check_invariants(inv: Inventory, event_id: int) -> None:

@@ -7,8 +7,9 @@ import hashlib
 
 import pytest
 
-from engine.accounts import LOGIN_FAILURE_LIMIT, sign, unsign
+from engine.accounts import LOGIN_FAILURE_LIMIT
 from engine.keys import Keys
+from engine.signing import sign, unsign
 from storefront.appkeys import ACCOUNTS
 from tests.factories import PASSWORD
 
@@ -134,7 +135,7 @@ async def test_login_sets_a_signed_http_only_lax_session_cookie(client, settings
     assert morsel["path"] == "/"
     assert int(morsel["max-age"]) == settings.session_ttl_seconds
     assert not morsel["secure"]  # cookie_secure is off in tests
-    sid = unsign(settings.secret_key, morsel.value)
+    sid = unsign(settings.secret_key, "session", morsel.value)
     assert sid is not None and sid != morsel.value
     stored = await rds.get(Keys(settings.redis_prefix).session(sid))
     assert stored is not None
@@ -234,11 +235,11 @@ async def test_a_successful_login_resets_the_failure_count(client, rds, settings
 async def test_login_again_replaces_the_session(client, settings, rds):
     await register(client, **_body(18))
     first = await (await login(client, "acct18@example.test")).json()
-    old_sid = unsign(settings.secret_key, session_cookie(client))
+    old_sid = unsign(settings.secret_key, "session", session_cookie(client))
     resp = await login(client, "acct18@example.test",
                        headers={"X-CSRF-Token": first["csrf_token"]})
     assert resp.status == 200
-    new_sid = unsign(settings.secret_key, session_cookie(client))
+    new_sid = unsign(settings.secret_key, "session", session_cookie(client))
     assert new_sid != old_sid
     assert await rds.exists(Keys(settings.redis_prefix).session(old_sid)) == 0
 
@@ -248,7 +249,7 @@ async def test_logout_ends_the_session(client, settings, rds):
     await register(client, **_body(20))
     csrf = (await (await login(client, "acct20@example.test")).json())["csrf_token"]
     cookie = session_cookie(client)
-    sid = unsign(settings.secret_key, cookie)
+    sid = unsign(settings.secret_key, "session", cookie)
     key = Keys(settings.redis_prefix).session(sid)
     assert await rds.exists(key) == 1
     resp = await client.post("/api/auth/logout", headers={"X-CSRF-Token": csrf})
@@ -271,7 +272,7 @@ async def test_forged_or_tampered_cookies_are_ignored(client, settings):
     await register(client, **_body(21))
     await login(client, "acct21@example.test")
     good = session_cookie(client)
-    sid = unsign(settings.secret_key, good)
+    sid = unsign(settings.secret_key, "session", good)
     client.session.cookie_jar.clear()
     assert (await client.get("/api/auth/me", cookies={SESSION_COOKIE: good})).status == 200
     forged = [
@@ -280,7 +281,9 @@ async def test_forged_or_tampered_cookies_are_ignored(client, settings):
         sid + "." + "0" * 32,
         good[:-1] + ("0" if good[-1] != "0" else "1"),  # one character of the tag changed
         "x" + good,  # the id changed
-        sign("another-secret-key-0123456789", sid),
+        sign("another-secret-key-0123456789", "session", sid),
+        sign(settings.secret_key, "guest", sid),  # signed by us, for another purpose
+        sign(settings.secret_key, "csrf", sid),
         "." + good.rpartition(".")[2],
         "",
         "not-a-cookie",
@@ -295,13 +298,15 @@ async def test_forged_or_tampered_cookies_are_ignored(client, settings):
 
 
 def test_sign_and_unsign():
-    signed = sign("k" * 20, "abc.def")
-    assert unsign("k" * 20, signed) == "abc.def"
-    assert unsign("j" * 20, signed) is None
-    assert unsign("k" * 20, "abc.def") is None
-    assert unsign("k" * 20, "") is None
-    assert unsign("k" * 20, signed + "é") is None
-    assert unsign("k" * 20, signed[:-1] + "é") is None
+    signed = sign("k" * 20, "guest", "abc.def")
+    assert unsign("k" * 20, "guest", signed) == "abc.def"
+    assert unsign("k" * 20, "session", signed) is None  # one purpose never passes for another
+    assert unsign("k" * 20, "csrf", signed) is None
+    assert unsign("j" * 20, "guest", signed) is None
+    assert unsign("k" * 20, "guest", "abc.def") is None
+    assert unsign("k" * 20, "guest", "") is None
+    assert unsign("k" * 20, "guest", signed + "é") is None
+    assert unsign("k" * 20, "guest", signed[:-1] + "é") is None
 
 
 # --- API tokens ------------------------------------------------------------------------------

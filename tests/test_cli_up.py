@@ -258,31 +258,33 @@ def test_malformed_setting_stops_start_up_naming_the_variable(tmp_path: Path) ->
     assert not (tmp_path / "data").exists(), "nothing should start before settings are valid"
 
 
-async def test_audit_command_checks_the_books(settings, rds):
-    """`kwika audit` reads an event's books as the engine left them, and exits 1 on a problem."""
-    from engine.inventory import Inventory
-    from engine.keys import Keys
-    from tests.inventory_helpers import event, package
+async def test_audit_command_checks_the_books(settings, rds, client, factory):
+    """`kwika audit` reads an event's books as the engine left them and compares them with the
+    catalog; it exits 1 on a problem, and with no ids it checks every event on sale."""
+    from storefront.appkeys import INVENTORY
 
-    inventory = Inventory(rds, Keys(settings.redis_prefix))
-    ev = event()
-    pkg = package(ev.id, capacity=10)
-    await inventory.load(ev, [pkg], None)
-    await inventory.hold(ev.id, "b1", {pkg.id: 3})
+    inventory = client.server.app[INVENTORY]
+    provider = await factory.user("provider")
+    published = await factory.published_event(provider)
+    pkg = (await (await client.get(f"/api/events/{published['slug']}")).json())["packages"][0]
+    await inventory.hold(published["id"], "b1", {pkg["id"]: 3})
     env = {**os.environ, "REDIS_URL": settings.redis_url, "DATABASE_URL": settings.database_url,
            "KWIKA_REDIS_PREFIX": settings.redis_prefix}
     kwika = str(Path(sys.executable).parent / "kwika")
 
-    async def run() -> tuple[int, str]:
+    async def run(*ids: int) -> tuple[int, str]:
         proc = await asyncio.create_subprocess_exec(
-            kwika, "audit", str(ev.id), env=env, stdout=asyncio.subprocess.PIPE,
+            kwika, "audit", *map(str, ids), env=env, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
         out, _ = await asyncio.wait_for(proc.communicate(), 60)
         return proc.returncode, out.decode()
 
-    code, out = await run()
-    assert code == 0 and f"event {ev.id}: books balance" in out
-    await rds.hincrby(inventory.keys.event(ev.id, "stock"), f"{pkg.id}:sold", 1)
-    code, out = await run()
+    event_id = published["id"]
+    code, out = await run(event_id)
+    assert code == 0 and f"event {event_id}: books balance" in out
+    await rds.hincrby(inventory.keys.event(event_id, "stock"), f"{pkg['id']}:sold", 1)
+    code, out = await run(event_id)
     assert code == 1 and "!= capacity" in out
-    await inventory.close()
+    await rds.delete(*inventory.event_keys(event_id))  # on sale in the catalog, gone from Redis
+    code, out = await run()
+    assert code == 1 and "no stock" in out

@@ -14,7 +14,7 @@ from engine.errors import Conflict, NotFound
 from engine.inventory import HoldRefused, Inventory
 from engine.keys import Keys
 from tests.cluster import LocalCluster
-from tests.inventory_helpers import NOW, check_invariants, event, package, seat_map
+from tests.inventory_helpers import NOW, check_invariants, event, package, seat_map, with_blocked
 
 
 @pytest.fixture(scope="session")
@@ -125,18 +125,24 @@ async def test_seats_all_or_nothing_with_modifiers(inv):
 
 
 async def test_block_and_unblock_seats(inv):
+    """Blocks come with the catalog: a narrowing load blocks (and refuses a held seat), only a
+    full load unblocks."""
     ev, pkg, smap = await loaded(inv, seats=4)
     ids = [s.id for s in smap.sections[0].seats]
     hold = await inv.hold(ev.id, "b1", seat_ids=[ids[0]])
-    with pytest.raises(Conflict):
-        await inv.block_seats(ev.id, [ids[0], ids[1]])
+    with pytest.raises(Conflict) as refused:
+        await inv.load(ev, [pkg], with_blocked(smap, {ids[0], ids[1]}), mode="narrow", version=1)
+    assert refused.value.code == "seat_unavailable"
     assert (await inv.availability(ev.id, with_seats=True)).seats[ids[1]] == "available"
-    assert await inv.block_seats(ev.id, [ids[1], ids[2]]) == [ids[1], ids[2]]
+    await inv.load(ev, [pkg], with_blocked(smap, {ids[1], ids[2]}), mode="narrow", version=2)
     stock = (await inv.availability(ev.id)).packages[pkg.id]
     assert (stock.capacity, stock.available) == (2, 1)
     with pytest.raises(HoldRefused):
         await inv.hold(ev.id, "b2", seat_ids=[ids[1]])
-    assert await inv.block_seats(ev.id, [ids[1]], block=False) == [ids[1]]
+    await inv.load(ev, [pkg], with_blocked(smap, {ids[2]}), mode="narrow", version=3)
+    assert (await inv.availability(ev.id, with_seats=True)).seats[ids[1]] == "blocked"  # waits
+    await inv.load(ev, [pkg], with_blocked(smap, {ids[2]}), version=3)
+    assert (await inv.availability(ev.id, with_seats=True)).seats[ids[1]] == "available"
     await inv.release(ev.id, hold.id, "b1")
     await check_invariants(inv, ev.id)
 
@@ -234,12 +240,24 @@ async def test_2000_buyers_racing_for_overlapping_seats(inv):
     await check_invariants(inv, ev.id)
 
 
-async def test_per_buyer_limit_under_50_simultaneous_holds(inv):
+async def test_one_basket_and_per_buyer_limit_under_50_simultaneous_holds(inv):
     ev, pkg, _ = await loaded(inv, capacity=1000, per_buyer_limit=4)
-    results = await asyncio.gather(*[inv.hold(ev.id, "greedy", {pkg.id: 1}) for _ in range(50)],
+    results = await asyncio.gather(*[inv.hold(ev.id, "u:greedy", {pkg.id: 1}) for _ in range(50)],
                                    return_exceptions=True)
-    assert sum(not isinstance(r, Exception) for r in results) == 4
-    assert {r.reason for r in results if isinstance(r, Exception)} == {"limit_exceeded"}
+    won = [r for r in results if not isinstance(r, Exception)]
+    assert len(won) == 1
+    assert {r.reason for r in results if isinstance(r, Exception)} == {"basket_exists"}
+    await inv.confirm(ev.id, won[0], "ORD-first")
+    bought = 1
+    for n in range(10):  # buy, then hold again: the package limit counts what was bought
+        try:
+            hold = await inv.hold(ev.id, "u:greedy", {pkg.id: 1})
+        except HoldRefused as refused:
+            assert refused.reason == "limit_exceeded" and refused.detail["already"] == 4
+            break
+        await inv.confirm(ev.id, hold, f"ORD-{n}")
+        bought += 1
+    assert bought == 4
     await check_invariants(inv, ev.id)
 
 

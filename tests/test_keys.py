@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import inspect
 
+import pytest
+
 from engine.keys import Keys
+from engine.settings import SettingsError, load_settings
 
 
 def _slot_tag(key: str) -> str:
@@ -91,7 +94,22 @@ def test_every_builder_stays_under_the_prefix_and_tags_event_keys():
         if name == "event_tag":
             continue
         fn = getattr(k, name)
-        key = fn(*_sample_args(getattr(Keys, name)))
-        assert key.startswith("kwz:"), (name, key)
-        wants_event = "event_id" in inspect.signature(fn).parameters
-        assert (_slot_tag(key) == "ev:1") == wants_event, (name, key)
+        built = fn(*_sample_args(getattr(Keys, name)))
+        for key in built if isinstance(built, tuple) else (built,):
+            assert key.startswith("kwz:"), (name, key)
+            wants_event = "event_id" in inspect.signature(fn).parameters
+            assert (_slot_tag(key) == "ev:1") == wants_event, (name, key)
+
+
+def test_hold_buckets_escape_what_the_client_controls():
+    """A buyer or a forwarded address with braces cannot move a bucket out of the event's slot."""
+    for key in Keys("kw").hold_buckets(7, "g:{ev:9}", "{x}"):
+        assert _slot_tag(key) == "ev:7" and key.startswith("kw:{ev:7}:rl:")
+
+
+@pytest.mark.parametrize("prefix", ["", "a b", "{kw}", "k}w", "x" * 33, "kw\n"])
+def test_a_prefix_that_could_break_the_hash_tags_is_refused(prefix):
+    with pytest.raises(ValueError):
+        Keys(prefix)
+    with pytest.raises(SettingsError, match="KWIKA_REDIS_PREFIX"):
+        load_settings({"KWIKA_REDIS_PREFIX": prefix} if prefix.strip() else {}, redis_prefix=prefix)

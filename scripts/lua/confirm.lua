@@ -1,27 +1,55 @@
 -- confirm: turn a hold into a sale and append the order to the event's orders stream.
--- Idempotent on the order number: confirming twice is one sale; a refunded order or a second
--- order number for the same hold is refused. When the hold is gone (expired
--- and swept, or released), the same stock and seats are taken again if still free; otherwise the
--- answer is 'stock_gone' so the caller can refund.
--- KEYS   the ten event keys of includes/common.lua
+-- Idempotent on the order number: confirming twice is one sale; a refunded order, an order
+-- number already used for another hold, or a second order number for the same hold is refused.
+--
+-- Late payments (the hold is gone: expired and swept, or released). The same stock and seats are
+-- taken again only when a new hold for them would be allowed right now: the event on sale (not
+-- paused or closed), each package active and inside its sale window, the order size, the
+-- package's per-buyer limit and the event's buyer_cap respected, and every ticket and seat still
+-- free. Otherwise the answer is a refusal (stock_gone, not_on_sale, sale_closed, limit_exceeded,
+-- ...) and the caller refunds the payment. A live hold is sold while the event is on sale or
+-- paused (postponed), never once it is closed.
+-- KEYS   the eleven event keys of includes/common.lua
 -- ARGV[1] hold id
 -- ARGV[2] order number
 -- ARGV[3] buyer key
 -- ARGV[4] JSON {"ga": [[package_id, quantity, unit_price], ...], "seats": [[seat_id, package_id, price], ...]}
 --         the hold's items as the order recorded them (used only when the hold is gone)
 -- ARGV[5] JSON object of extra order fields for the stream entry (payment reference, ...)
--- ARGV[6] approximate maximum length of the orders stream
--- returns JSON {ok = true, sale = {...}, retaken = bool} or {ok = false, reason, ...}
+-- returns JSON {ok = true, sale = {...}, retaken = bool, replay = bool} or {ok = false, reason, ...}
+-- The orders stream is never trimmed here: entries leave it only once every consumer group
+-- has acknowledged them (fulfillment).
 --- @include "common"
 
-local hold_id, order_no, buyer = ARGV[1], ARGV[2], ARGV[3]
-local fallback = cjson.decode(ARGV[4])
+local hold_id = text(ARGV[1], 64, HOLD_ID)
+local order_no = text(ARGV[2], 64, '^[%w_%-]+$')
+local buyer = text(ARGV[3], 100, BUYER)
+local fallback = json_of(ARGV[4])
 local extra = ARGV[5]
-local maxlen = ARGV[6]
+if not (hold_id and order_no and buyer and fallback) or #extra > 8192 or not json_of(extra) then
+  return refuse('bad_input', {argument = 'confirm arguments'})
+end
+local fb_ga, fb_seats = array(fallback.ga, MAX_LINES), array(fallback.seats, MAX_SEATS)
+if not fb_ga or not fb_seats then return refuse('bad_input', {argument = 'items'}) end
+for _, item in ipairs(fb_ga) do
+  if type(item) ~= 'table' or not int_in(item[1], 1, MAX_ID) or not int_in(item[2], 1, MAX_QTY)
+     or not int_in(item[3], 0, MAX_ID) then
+    return refuse('bad_input', {argument = 'items'})
+  end
+end
+local seen = {}
+for _, seat in ipairs(fb_seats) do
+  if type(seat) ~= 'table' or not int_in(seat[1], 1, MAX_ID) or not int_in(seat[2], 1, MAX_ID)
+     or not int_in(seat[3], 0, MAX_ID) or seen[seat[1]] then
+    return refuse('bad_input', {argument = 'items'})
+  end
+  seen[seat[1]] = true
+end
 
 local done = redis.call('HGET', K.sales, order_no)
 if done then
   local sale = cjson.decode(done)
+  if sale.hold ~= hold_id then return refuse('order_number_taken', {order = order_no}) end
   if sale.state ~= 'sold' then return refuse('refunded', {order = order_no}) end
   return cjson.encode({ok = true, sale = sale, replay = true})
 end
@@ -30,42 +58,51 @@ local sold_as = redis.call('HGET', K.sales, 'hold:' .. hold_id)
 if sold_as then return refuse('hold_already_sold', {order = sold_as}) end
 
 local now = now_ms()
+local status = redis.call('HGET', K.meta, 'status')
 local raw = redis.call('HGET', K.holds, hold_id)
 local hold, retaken
-if raw then
+if raw and cjson.decode(raw).expires > now then
   hold = cjson.decode(raw)
   if hold.buyer ~= buyer then return refuse('not_owner') end
-  if redis.call('HGET', K.meta, 'status') == 'closed' then return refuse('not_on_sale', {status = 'closed'}) end
+  if status ~= 'on_sale' and status ~= 'paused' then return refuse('not_on_sale', {status = status or 'closed'}) end
   for _, line in ipairs(hold.lines) do
     local pid = tostring(line[1])
     bump(pid, 'held', -line[2])
     bump(pid, 'sold', line[2])
   end
+  forget_basket(hold)
   redis.call('HDEL', K.holds, hold_id)
   redis.call('ZREM', K.expiry, hold_id)
   retaken = false
 else
-  if redis.call('HGET', K.meta, 'status') == 'closed' then return refuse('not_on_sale', {status = 'closed'}) end
+  if raw then  -- lapsed but not yet swept: give it back first, then decide as for a late payment
+    local lapsed = cjson.decode(raw)
+    if lapsed.buyer ~= buyer then return refuse('not_owner') end
+    drop_hold(lapsed)
+  end
+  if status ~= 'on_sale' then return refuse('not_on_sale', {status = status or 'closed'}) end
   local want, order, lines = {}, {}, {}
   local function add(pid, qty)
     if not want[pid] then want[pid] = 0; order[#order + 1] = pid end
     want[pid] = want[pid] + qty
   end
-  for _, item in ipairs(fallback.ga or {}) do add(tostring(item[1]), item[2]) end
+  for _, item in ipairs(fb_ga) do add(item[1], item[2]) end
   local taken = {}
-  for _, seat in ipairs(fallback.seats or {}) do
-    local state = redis.call('HGET', K.seats, tostring(seat[1]))
-    if state ~= 'a' and state ~= 'h:' .. hold_id then taken[#taken + 1] = seat[1] end
-    add(tostring(seat[2]), 1)
+  for _, seat in ipairs(fb_seats) do
+    if redis.call('HGET', K.seats, tostring(seat[1])) ~= 'a' then taken[#taken + 1] = seat[1] end
+    add(seat[2], 1)
   end
+  if #order == 0 then return refuse('bad_input', {argument = 'items'}) end
   if #taken > 0 then return refuse('stock_gone', {seat_ids = taken}) end
-  for _, pid in ipairs(order) do
-    local avail = tonumber(redis.call('HGET', K.stock, pid .. ':avail') or '0')
-    if avail < want[pid] then return refuse('stock_gone', {package_id = tonumber(pid), available = avail}) end
-    lines[#lines + 1] = {tonumber(pid), want[pid]}
+  for _, pid in ipairs(order) do lines[#lines + 1] = {pid, want[pid]} end
+  local refused = check_take(lines, buyer, now, true)
+  if refused then return refused end
+  for _, line in ipairs(lines) do
+    local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')
+    if avail < line[2] then return refuse('stock_gone', {package_id = line[1], available = avail}) end
   end
   take(lines, 'sold', buyer)
-  hold = {id = hold_id, buyer = buyer, lines = lines, ga = fallback.ga, seats = fallback.seats}
+  hold = {id = hold_id, buyer = buyer, lines = lines, ga = fb_ga, seats = fb_seats}
   retaken = true
 end
 
@@ -75,6 +112,6 @@ end
 local sale = {order = order_no, hold = hold_id, buyer = buyer, lines = hold.lines, ga = hold.ga,
               seats = hold.seats, at = now, state = 'sold'}
 redis.call('HSET', K.sales, order_no, cjson.encode(sale), 'hold:' .. hold_id, order_no)
-redis.call('XADD', K.orders, 'MAXLEN', '~', maxlen, '*',
-           'type', 'sale', 'order', order_no, 'sale', cjson.encode(sale), 'extra', extra)
+redis.call('XADD', K.orders, '*', 'type', 'sale', 'order', order_no, 'sale', cjson.encode(sale),
+           'extra', extra)
 return cjson.encode({ok = true, sale = sale, retaken = retaken})

@@ -1,11 +1,19 @@
 -- expire: return the stock of holds whose time is up (the sweeper; holds also expire lazily).
--- KEYS   the ten event keys of includes/common.lua
--- ARGV[1] the most holds to expire in this call
--- returns JSON {ok = true, expired = n, due = holds still due after this call}
+-- In a closed (cancelled or completed) event every live hold is due.
+-- KEYS   the eleven event keys of includes/common.lua
+-- ARGV[1] the most holds to expire in this call (1 to 1000)
+-- returns JSON {ok = true, expired = n, due = holds still due after this call, status}
 --- @include "common"
 
-local limit = tonumber(ARGV[1])
+local limit = int_in(ARGV[1], 1, 1000)
+if not limit then return refuse('bad_input', {argument = 'limit'}) end
 local now = now_ms()
 local expired = expire_due(now, limit)
-local due = redis.call('ZCOUNT', K.expiry, '-inf', now)
-return cjson.encode({ok = true, expired = expired, due = due})
+local status = redis.call('HGET', K.meta, 'status') or false
+local due
+if status == 'closed' then
+  due = redis.call('ZCARD', K.expiry)
+else
+  due = redis.call('ZCOUNT', K.expiry, '-inf', now)
+end
+return cjson.encode({ok = true, expired = expired, due = due, status = status})

@@ -1,16 +1,50 @@
 -- hold: take general-admission quantities and/or specific seats for one buyer, all or nothing.
--- KEYS   the ten event keys of includes/common.lua
--- ARGV[1] hold id (chosen by the caller; a retry with the same id and buyer returns the same hold)
--- ARGV[2] buyer key
+-- A buyer has at most one live hold (basket) per event; the buyer's tickets in the event (held
+-- and bought, all packages) stay within the event's buyer_cap and each package's limit.
+-- KEYS[1..11] the event keys of includes/common.lua
+-- KEYS[12] the buyer's hold-rate bucket, KEYS[13] the client address's hold-rate bucket,
+-- KEYS[14] the client address's new-guest bucket (all of this event, see includes/ratelimit.lua)
+-- ARGV[1] hold id `H<event>-<token>` (chosen by the caller; a retry with the same id and buyer
+--         returns the same hold; an id already sold answers hold_already_sold)
+-- ARGV[2] buyer key (`u:<user id>` or `g:<guest id>`)
 -- ARGV[3] time to live, ms
 -- ARGV[4] JSON {"ga": [[package_id, quantity], ...], "seats": [seat_id, ...]}
 -- ARGV[5] how many due holds to expire first (lazy expiry)
--- returns JSON {ok = true, hold = {...}} or {ok = false, reason = ..., ...details}
+-- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [...], "guest": [...]} (burst 0: no limit)
+-- ARGV[7] "1" when the buyer is a guest identity minted for this request (spends a KEYS[14] token)
+-- returns JSON {ok = true, hold = {...}, replay = bool} or {ok = false, reason = ..., ...details};
+-- invalid arguments answer reason 'bad_input' before anything is written.
 --- @include "common"
+--- @include "ratelimit"
 
-local hold_id, buyer, ttl = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local request = cjson.decode(ARGV[4])
-local expire_first = tonumber(ARGV[5])
+local hold_id = text(ARGV[1], 64, HOLD_ID)
+local buyer = text(ARGV[2], 100, BUYER)
+local ttl = int_in(ARGV[3], 1000, 86400000)
+local request = json_of(ARGV[4])
+local expire_first = int_in(ARGV[5], 0, 100)
+local limits = json_of(ARGV[6])
+local new_guest = ARGV[7] == '1'
+if not (hold_id and buyer and ttl and request and expire_first and limits) then
+  return refuse('bad_input', {argument = 'hold arguments'})
+end
+local ga_in, seats_in = array(request.ga, MAX_LINES), seat_list(request.seats)
+if not ga_in or not seats_in then return refuse('bad_input', {argument = 'selection'}) end
+local ga_seen = {}
+for _, item in ipairs(ga_in) do
+  if type(item) ~= 'table' or not int_in(item[1], 1, MAX_ID) or not int_in(item[2], 1, MAX_QTY)
+     or ga_seen[item[1]] then
+    return refuse('bad_input', {argument = 'selection'})
+  end
+  ga_seen[item[1]] = true
+end
+local buckets = {}
+for i, scope in ipairs({'buyer', 'ip', 'guest'}) do
+  local conf = limits[scope] or {0, 1}
+  local burst, per_minute = int_in(conf[1], 0, 1000000), int_in(conf[2], 1, 60000000)
+  if not burst or not per_minute then return refuse('bad_input', {argument = 'limits'}) end
+  if scope ~= 'guest' or new_guest then buckets[#buckets + 1] = {KEYS[11 + i], burst, per_minute} end
+end
+
 local now = now_ms()
 expire_due(now, expire_first)
 
@@ -20,19 +54,27 @@ if existing then
   if hold.buyer ~= buyer then return refuse('hold_id_taken') end
   return cjson.encode({ok = true, hold = hold, replay = true})
 end
+local sold_as = redis.call('HGET', K.sales, 'hold:' .. hold_id)
+if sold_as then return refuse('hold_already_sold', {order = sold_as}) end
+
+local wait = take_tokens(buckets, now)
+if wait > 0 then return refuse('rate_limited', {retry_after_ms = wait}) end
 
 local status = redis.call('HGET', K.meta, 'status')
 if not status then return refuse('not_loaded') end
 if status ~= 'on_sale' then return refuse('not_on_sale', {status = status}) end
-
-local want, order, confs = {}, {}, {}
-local function conf_of(pid)
-  if confs[pid] == nil then
-    local raw = redis.call('HGET', K.pkgs, pid)
-    confs[pid] = raw and cjson.decode(raw) or false
-  end
-  return confs[pid]
+if string.sub(buyer, 1, 2) == 'g:' and redis.call('HGET', K.meta, 'guests') == '0' then
+  return refuse('login_required')
 end
+local basket = redis.call('HGET', K.baskets, buyer)
+if basket then
+  if redis.call('HEXISTS', K.holds, basket) == 1 then
+    return refuse('basket_exists', {hold_id = basket})
+  end
+  redis.call('HDEL', K.baskets, buyer)
+end
+
+local want, order = {}, {}
 local function add(pid, qty)
   if not want[pid] then
     want[pid] = 0
@@ -42,17 +84,16 @@ local function add(pid, qty)
 end
 
 local ga = {}
-for _, item in ipairs(request.ga or {}) do
-  local pid, qty = tostring(item[1]), tonumber(item[2])
-  local conf = conf_of(pid)
+for _, item in ipairs(ga_in) do
+  local conf = package_conf(item[1])
   if not conf then return refuse('unknown_package', {package_id = item[1]}) end
   if conf.seated == 1 then return refuse('seat_required', {package_id = item[1]}) end
-  add(pid, qty)
-  ga[#ga + 1] = {item[1], qty, conf.price}
+  add(item[1], item[2])
+  ga[#ga + 1] = {item[1], item[2], conf.price}
 end
 
 local seats, unavailable, unknown = {}, {}, {}
-for _, seat in ipairs(request.seats or {}) do
+for _, seat in ipairs(seats_in) do
   local sid = tostring(seat)
   local info = redis.call('HGET', K.seatinfo, sid)
   if not info then
@@ -61,7 +102,7 @@ for _, seat in ipairs(request.seats or {}) do
     unavailable[#unavailable + 1] = seat
   else
     info = cjson.decode(info)
-    add(tostring(info.p), 1)
+    add(info.p, 1)
     seats[#seats + 1] = {seat, info.p, info.price}
   end
 end
@@ -70,28 +111,15 @@ if #unavailable > 0 then return refuse('seat_unavailable', {seat_ids = unavailab
 if #order == 0 then return refuse('empty') end
 
 local lines = {}
-for _, pid in ipairs(order) do
-  local conf, qty = conf_of(pid), want[pid]
-  local id = tonumber(pid)
-  if conf.active ~= 1 then return refuse('sale_closed', {package_id = id}) end
-  if conf.opens > 0 and now < conf.opens then
-    return refuse('sale_not_open', {package_id = id, opens_at = conf.opens})
+for _, pid in ipairs(order) do lines[#lines + 1] = {pid, want[pid]} end
+local refused = check_take(lines, buyer, now, true)
+if refused then return refused end
+for _, line in ipairs(lines) do
+  local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')
+  if avail < line[2] then
+    if avail <= 0 then return refuse('sold_out', {package_id = line[1]}) end
+    return refuse('not_enough', {package_id = line[1], available = avail})
   end
-  if conf.closes > 0 and now >= conf.closes then return refuse('sale_closed', {package_id = id}) end
-  if qty < conf.min then return refuse('below_minimum', {package_id = id, minimum = conf.min}) end
-  if qty > conf.max then return refuse('above_maximum', {package_id = id, maximum = conf.max}) end
-  if conf.limit > 0 then
-    local have = tonumber(redis.call('HGET', K.buyers, buyer .. '|' .. pid) or '0')
-    if have + qty > conf.limit then
-      return refuse('limit_exceeded', {package_id = id, limit = conf.limit, already = have})
-    end
-  end
-  local avail = tonumber(redis.call('HGET', K.stock, pid .. ':avail') or '0')
-  if avail < qty then
-    if avail <= 0 then return refuse('sold_out', {package_id = id}) end
-    return refuse('not_enough', {package_id = id, available = avail})
-  end
-  lines[#lines + 1] = {id, qty}
 end
 
 take(lines, 'held', buyer)
@@ -103,4 +131,5 @@ local hold = {id = hold_id, buyer = buyer, created = now, expires = now + ttl,
               lines = lines, ga = ga, seats = seats}
 redis.call('HSET', K.holds, hold_id, cjson.encode(hold))
 redis.call('ZADD', K.expiry, hold.expires, hold_id)
+redis.call('HSET', K.baskets, buyer, hold_id)
 return cjson.encode({ok = true, hold = hold})

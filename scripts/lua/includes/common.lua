@@ -1,17 +1,26 @@
 -- Shared helpers, pasted by the loader where a script says `--- @include "common"`.
--- Every event script receives the same ten keys, all carrying the event's hash tag:
+-- Every event script receives the same eleven keys first, all carrying the event's hash tag:
 local K = {
-  meta = KEYS[1],      -- hash: status (on_sale | paused | closed), currency
+  meta = KEYS[1],      -- hash: status (on_sale | paused | closed), currency, guests (1 | 0),
+                       --       buyer_cap (tickets per buyer for the event, 0 = none),
+                       --       version (catalog version loaded), pending (a narrowing load ran)
   pkgs = KEYS[2],      -- hash: package id -> JSON {price, min, max, limit, opens, closes, active, seated}
-  stock = KEYS[3],     -- hash: "<pid>:cap" "<pid>:avail" "<pid>:held" "<pid>:sold"
-  seats = KEYS[4],     -- hash: seat id -> "a" available | "b" blocked | "h:<hold>" | "s:<order>"
+  stock = KEYS[3],     -- hash: "<pid>:cap" "<pid>:avail" "<pid>:held" "<pid>:sold" ("<pid>:withdrawn")
+  seats = KEYS[4],     -- hash: seat id -> "a" available | "b" blocked | "x" withdrawn | "h:<hold>" | "s:<order>"
   seatinfo = KEYS[5],  -- hash: seat id -> JSON {p = package id, price}
   holds = KEYS[6],     -- hash: hold id -> JSON hold
   expiry = KEYS[7],    -- zset: hold id scored by expiry (ms)
-  buyers = KEYS[8],    -- hash: "<buyer>|<pid>" -> tickets in live holds and sales
-  sales = KEYS[9],     -- hash: order number -> JSON sale
+  buyers = KEYS[8],    -- hash: "<buyer>|<pid>" and "<buyer>|*" -> tickets in live holds and sales
+  sales = KEYS[9],     -- hash: order number -> JSON sale; "hold:<hold id>" -> order number
   orders = KEYS[10],   -- stream: one entry per confirmed sale
+  baskets = KEYS[11],  -- hash: buyer -> the id of their one live hold in this event
 }
+
+-- Bounds on one call's work: no call can keep Redis busy for long.
+local MAX_LINES = 50      -- package lines in one hold
+local MAX_SEATS = 100     -- seats in one hold
+local MAX_QTY = 1000      -- tickets of one package in one hold
+local MAX_ID = 99999999999999  -- ids Lua prints exactly (%.14g) and cjson encodes exactly
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -25,13 +34,106 @@ local function refuse(reason, detail)
   return cjson.encode(out)
 end
 
+-- Input checks: each returns the value, or nil when it is not what the contract says.
+local function int_in(value, lo, hi)
+  local n = tonumber(value)
+  if type(value) == 'string' and not string.match(value, '^%-?%d+$') then return nil end
+  if n == nil or n ~= math.floor(n) or n < lo or n > hi then return nil end
+  return n
+end
+
+local function text(value, max_len, pattern)
+  if type(value) ~= 'string' or #value == 0 or #value > max_len then return nil end
+  if pattern and not string.match(value, pattern) then return nil end
+  return value
+end
+
+local function json_of(raw)
+  local ok, value = pcall(cjson.decode, raw)
+  if ok and type(value) == 'table' then return value end
+  return nil
+end
+
+-- A JSON array (cjson decodes [] and {} alike) of at most `max` entries, else nil.
+local function array(value, max)
+  if value == nil then return {} end
+  if type(value) ~= 'table' then return nil end
+  local n = #value
+  if n > max then return nil end
+  for k, _ in pairs(value) do
+    if type(k) ~= 'number' or k < 1 or k > n or k ~= math.floor(k) then return nil end
+  end
+  return value
+end
+
+-- Seat ids: an array of distinct positive integers, at most MAX_SEATS of them.
+local function seat_list(value)
+  local seats = array(value, MAX_SEATS)
+  if not seats then return nil end
+  local seen = {}
+  for _, seat in ipairs(seats) do
+    if not int_in(seat, 1, MAX_ID) or seen[seat] then return nil end
+    seen[seat] = true
+  end
+  return seats
+end
+
+local HOLD_ID = '^H%d+%-[%w_%-]+$'
+local BUYER = '^[%w_%-%.:]+$'  -- never '|': it separates buyer and package in K.buyers
+
 local function bump(pid, field, by)
   return redis.call('HINCRBY', K.stock, pid .. ':' .. field, by)
 end
 
 local function bump_buyer(buyer, pid, by)
-  local n = redis.call('HINCRBY', K.buyers, buyer .. '|' .. pid, by)
-  if n <= 0 then redis.call('HDEL', K.buyers, buyer .. '|' .. pid) end
+  for _, field in ipairs({buyer .. '|' .. pid, buyer .. '|*'}) do
+    local n = redis.call('HINCRBY', K.buyers, field, by)
+    if n <= 0 then redis.call('HDEL', K.buyers, field) end
+  end
+end
+
+local function buyer_has(buyer, pid)
+  return tonumber(redis.call('HGET', K.buyers, buyer .. '|' .. pid) or '0')
+end
+
+local function package_conf(pid)
+  local raw = redis.call('HGET', K.pkgs, tostring(pid))
+  return raw and cjson.decode(raw) or nil
+end
+
+-- Can `buyer` take `lines` ({package, quantity} pairs) right now? nil when yes, else the refusal.
+-- `sale_rules` false skips the sale window and order size (a live hold being paid for).
+local function check_take(lines, buyer, now, sale_rules)
+  local total = 0
+  for _, line in ipairs(lines) do
+    local pid, qty = line[1], line[2]
+    local conf = package_conf(pid)
+    if not conf then return refuse('unknown_package', {package_id = pid}) end
+    if sale_rules then
+      if conf.active ~= 1 then return refuse('sale_closed', {package_id = pid}) end
+      if conf.opens > 0 and now < conf.opens then
+        return refuse('sale_not_open', {package_id = pid, opens_at = conf.opens})
+      end
+      if conf.closes > 0 and now >= conf.closes then return refuse('sale_closed', {package_id = pid}) end
+      if qty < conf.min then return refuse('below_minimum', {package_id = pid, minimum = conf.min}) end
+      if qty > conf.max then return refuse('above_maximum', {package_id = pid, maximum = conf.max}) end
+    end
+    if conf.limit > 0 then
+      local have = buyer_has(buyer, pid)
+      if have + qty > conf.limit then
+        return refuse('limit_exceeded', {package_id = pid, limit = conf.limit, already = have})
+      end
+    end
+    total = total + qty
+  end
+  local cap = tonumber(redis.call('HGET', K.meta, 'buyer_cap') or '0')
+  if cap > 0 then
+    local have = buyer_has(buyer, '*')
+    if have + total > cap then
+      return refuse('event_limit_exceeded', {limit = cap, already = have})
+    end
+  end
+  return nil
 end
 
 -- Move `lines` ({package, quantity} pairs) out of available into `into` (held or sold) for buyer.
@@ -41,6 +143,12 @@ local function take(lines, into, buyer)
     bump(pid, 'avail', -line[2])
     bump(pid, into, line[2])
     bump_buyer(buyer, pid, line[2])
+  end
+end
+
+local function forget_basket(hold)
+  if redis.call('HGET', K.baskets, hold.buyer) == hold.id then
+    redis.call('HDEL', K.baskets, hold.buyer)
   end
 end
 
@@ -59,13 +167,20 @@ local function drop_hold(hold)
       redis.call('HSET', K.seats, sid, 'a')
     end
   end
+  forget_basket(hold)
   redis.call('HDEL', K.holds, hold.id)
   redis.call('ZREM', K.expiry, hold.id)
 end
 
--- Expire up to `limit` holds whose time is up; each is returned exactly once.
+-- Expire up to `limit` holds whose time is up; each is returned exactly once. When the event is
+-- closed (cancelled or completed), every live hold is due.
 local function expire_due(now, limit)
-  local due = redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit)
+  local due
+  if redis.call('HGET', K.meta, 'status') == 'closed' then
+    due = redis.call('ZRANGE', K.expiry, 0, limit - 1)
+  else
+    due = redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit)
+  end
   for _, hold_id in ipairs(due) do
     local raw = redis.call('HGET', K.holds, hold_id)
     if raw then
