@@ -6,11 +6,12 @@ import asyncio
 import uuid
 from datetime import timedelta
 
+import msgspec
 import pytest
 import redis.asyncio as redis
 from redis.asyncio.cluster import RedisCluster
 
-from engine.errors import Conflict, NotFound
+from engine.errors import Conflict, Invalid, NotFound
 from engine.inventory import HoldRefused, Inventory
 from engine.keys import Keys
 from tests.cluster import LocalCluster
@@ -294,3 +295,103 @@ async def test_audit_reports_broken_books(inv):
     problems = await audit(inv, ev.id)
     assert any("!= capacity" in p for p in problems)
     assert any("held or sold by nobody" in p for p in problems)
+
+
+# --- the late-payment policy (scripts/lua/confirm.lua) ----------------------------------------
+async def _lapsed(inv, ev, pkg, buyer="u:late", qty=2):
+    hold = await inv.hold(ev.id, buyer, {pkg.id: qty})
+    await inv.release(ev.id, hold.id, buyer)  # as if it expired and was swept
+    return hold
+
+
+@pytest.mark.parametrize("change, reason", [
+    ({"status": "postponed"}, "not_on_sale"),
+    ({"status": "cancelled"}, "not_on_sale"),
+    ({"is_active": False}, "sale_closed"),
+    ({"closes_at": NOW - timedelta(seconds=1)}, "sale_closed"),
+])
+async def test_a_late_payment_retakes_only_what_a_new_hold_could_take(inv, change, reason):
+    """Paused, closed, inactive or out of its window: the late payment is refused (the caller
+    refunds) and nothing is sold."""
+    ev, pkg, _ = await loaded(inv, capacity=10)
+    hold = await _lapsed(inv, ev, pkg)
+    change = dict(change)
+    status = change.pop("status", "published")
+    await inv.load(event(ev.id, status=status), [package(ev.id, capacity=10, id=pkg.id, **change)], None)
+    with pytest.raises(HoldRefused) as refused:
+        await inv.confirm(ev.id, hold, "ORD-late")
+    assert refused.value.reason == reason
+    stock = (await inv.availability(ev.id)).packages[pkg.id]
+    assert stock.sold == 0 and stock.available == 10
+    await check_invariants(inv, ev.id)
+
+
+async def test_a_late_payment_respects_the_buyer_limits(inv):
+    ev, pkg, _ = await loaded(inv, capacity=10, per_buyer_limit=4)
+    hold = await _lapsed(inv, ev, pkg, qty=2)
+    again = await inv.hold(ev.id, "u:late", {pkg.id: 3})  # the buyer bought more meanwhile
+    await inv.confirm(ev.id, again, "ORD-second")
+    with pytest.raises(HoldRefused) as refused:
+        await inv.confirm(ev.id, hold, "ORD-first")
+    assert refused.value.reason == "limit_exceeded"
+    ev2, pkg2, _ = await loaded(inv, capacity=10)
+    await inv.load(event(ev2.id, buyer_cap=3), [pkg2], None)
+    hold = await _lapsed(inv, ev2, pkg2, qty=2)
+    await inv.confirm(ev2.id, await inv.hold(ev2.id, "u:late", {pkg2.id: 2}), "ORD-third")
+    with pytest.raises(HoldRefused) as refused:
+        await inv.confirm(ev2.id, hold, "ORD-fourth")
+    assert refused.value.reason == "event_limit_exceeded"
+    await check_invariants(inv, ev.id)
+    await check_invariants(inv, ev2.id)
+
+
+async def test_a_live_hold_is_sold_while_paused_but_not_once_closed(inv):
+    ev, pkg, _ = await loaded(inv, capacity=10)
+    live = await inv.hold(ev.id, "u:a", {pkg.id: 1})
+    other = await inv.hold(ev.id, "u:b", {pkg.id: 1})
+    await inv.load(event(ev.id, status="postponed"), [pkg], None)
+    assert (await inv.confirm(ev.id, live, "ORD-paused")).retaken is False
+    await inv.load(event(ev.id, status="cancelled"), [pkg], None)  # gives back live holds too
+    with pytest.raises(HoldRefused) as refused:
+        await inv.confirm(ev.id, other, "ORD-closed")
+    assert refused.value.reason == "not_on_sale"
+    await check_invariants(inv, ev.id)
+
+
+async def test_a_lapsed_hold_not_yet_swept_is_a_late_payment(inv):
+    ev, pkg, _ = await loaded(inv, capacity=10)
+    hold = await inv.hold(ev.id, "u:a", {pkg.id: 2}, ttl_seconds=1)
+    holds_key = inv.keys.event(ev.id, "holds")
+    raw = msgspec.json.decode(await inv.client.hget(holds_key, hold.id))
+    raw["expires"] = raw["created"] - 1  # its time is up by the server's clock; not swept
+    await inv.client.hset(holds_key, hold.id, msgspec.json.encode(raw))
+    await inv.load(event(ev.id, status="postponed"), [pkg], None)
+    with pytest.raises(HoldRefused) as refused:
+        await inv.confirm(ev.id, hold, "ORD-lapsed")
+    assert refused.value.reason == "not_on_sale"
+    assert (await inv.availability(ev.id)).packages[pkg.id].held == 0  # given back on the way
+    await check_invariants(inv, ev.id)
+
+
+async def test_an_order_number_names_one_hold(inv):
+    ev, pkg, _ = await loaded(inv, capacity=10)
+    first = await inv.hold(ev.id, "u:a", {pkg.id: 1})
+    await inv.confirm(ev.id, first, "ORD-same")
+    second = await inv.hold(ev.id, "u:b", {pkg.id: 1})
+    with pytest.raises(HoldRefused) as refused:
+        await inv.confirm(ev.id, second, "ORD-same")
+    assert refused.value.reason == "order_number_taken"
+    assert (await inv.availability(ev.id)).packages[pkg.id].sold == 1
+    await check_invariants(inv, ev.id)
+
+
+@pytest.mark.parametrize("items, seats", [
+    ({1: 1.5}, []), ({1: 0}, []), ({1: -1}, []), ({1: True}, []), ({0: 1}, []),
+    ({1: 10**6}, []), ({}, [1, 1, 1, 1]), ({}, [1.5]), ({}, list(range(1, 102))),
+    ({i: 1 for i in range(1, 60)}, []), ({"1": 1}, []),
+])
+async def test_the_engine_refuses_malformed_holds_before_redis(inv, items, seats):
+    ev, pkg, _ = await loaded(inv, capacity=10)
+    with pytest.raises(Invalid):
+        await inv.hold(ev.id, "u:a", items, seats)
+    await check_invariants(inv, ev.id)

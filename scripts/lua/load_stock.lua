@@ -83,7 +83,20 @@ for _, p in ipairs(packages) do
     if p.seated == 1 and conf.seated ~= 1 and committed > 0 then
       return refuse('package_sold_by_quantity', {package_id = p.id, committed = committed})
     end
+    if conf.seated == 1 and p.seated ~= 1 then return bad('a seated package stays seated') end
   end
+end
+-- a seat belongs to a seated package of this load or already loaded, and never changes package
+local seated_here = {}
+for _, p in ipairs(packages) do
+  if p.seated == 1 then seated_here[tostring(p.id)] = true end
+end
+for _, s in ipairs(seats) do
+  local pid = tostring(s.p)
+  local conf = package_conf(pid)
+  if not seated_here[pid] and not (conf and conf.seated == 1) then return bad('seat package') end
+  local info = redis.call('HGET', K.seatinfo, tostring(s.id))
+  if info and tostring(cjson.decode(info).p) ~= pid then return bad('seat package') end
 end
 local busy = {}
 for _, s in ipairs(seats) do
