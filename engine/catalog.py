@@ -26,7 +26,7 @@ from engine.catalog_rules import (
     generate_seats,
     slugify,
 )
-from engine.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
+from engine.errors import Conflict, Invalid, InvalidTransition, NotFound
 from engine.search import categories, search_events
 
 _EVENT_COLUMNS = ", ".join(f for f in t.Event.__struct_fields__)
@@ -172,13 +172,14 @@ class Catalog:
     async def _owned_event(
         self, conn: asyncpg.Connection, owner: int | None, event_id: int, for_update: bool = False
     ) -> t.Event:
-        """The event, when `owner` (a provider id; None for admins) may change it."""
+        """The event, when `owner` (a provider id; None for admins) may change it.
+
+        Another provider's event gets the same NotFound as a missing one, so ids cannot be probed.
+        """
         lock = " FOR UPDATE" if for_update else ""
         row = await conn.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1{lock}", event_id)
-        if row is None:
+        if row is None or (owner is not None and row["provider_id"] != owner):
             raise NotFound(f"no event with id {event_id}")
-        if owner is not None and row["provider_id"] != owner:
-            raise Forbidden("this event belongs to another provider")
         return _event(row)
 
     async def provider_event(self, owner: int | None, event_id: int) -> t.EventDetail:
