@@ -25,6 +25,7 @@ from msgspec import Meta, Struct
 
 from engine.errors import Conflict, Invalid, NotFound, Unauthenticated
 from engine.keys import Keys
+from engine.passwords import common_passwords, password_problem
 
 Role = Literal["buyer", "provider", "staff", "admin"]
 ROLES: tuple[str, ...] = ("buyer", "provider", "staff", "admin")
@@ -118,16 +119,23 @@ class Accounts:
         self.executor = executor
         self.session_ttl = session_ttl
         self._reserve_attempt = redis_client.register_script(_RESERVE_ATTEMPT)
+        self._common_passwords = common_passwords()
 
     async def _run(self, fn, *args):
         return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
 
     # --- users -------------------------------------------------------------------------------
     async def register(self, data: Registration, role: Role | None = None) -> User:
-        """Create a user; providers also get a service-provider record (pending verification)."""
+        """Create a user; providers also get a service-provider record (pending verification).
+
+        The password must pass `passwords.password_problem` (else Invalid on `password`)."""
         role = role or ("provider" if data.account_type == "provider" else "buyer")
         if role == "provider" and not data.business_name:
             raise Invalid("providers need a business_name", fields={"business_name": "required"})
+        problem = password_problem(data.password, email=data.email, name=data.name,
+                                   common=self._common_passwords)
+        if problem:
+            raise Invalid(problem, code="weak_password", fields={"password": problem})
         password_hash = await self._run(self.hasher.hash, data.password)
         async with self.pool.acquire() as conn, conn.transaction():
             try:
