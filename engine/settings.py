@@ -47,6 +47,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     public_url: str = "http://127.0.0.1:8080"
     argon2_memory_kib: int = 65_536
     argon2_time_cost: int = 3
+    password_hash_concurrency: int = 2
+    password_hash_queue: int = 32
+    login_per_ip_per_minute: int = 60
+    register_per_ip_per_minute: int = 20
+    login_failures_per_account_ip: int = 10
+    login_failure_window_seconds: int = 900
+    login_slowdown_after: int = 20
+    login_slowdown_max_seconds: int = 60
 
     def _redacted(self) -> dict[str, Any]:
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -86,6 +94,14 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_PUBLIC_URL": "public_url",
     "KWIKA_ARGON2_MEMORY_KIB": "argon2_memory_kib",
     "KWIKA_ARGON2_TIME_COST": "argon2_time_cost",
+    "KWIKA_PASSWORD_HASH_CONCURRENCY": "password_hash_concurrency",
+    "KWIKA_PASSWORD_HASH_QUEUE": "password_hash_queue",
+    "KWIKA_LOGIN_PER_IP_PER_MINUTE": "login_per_ip_per_minute",
+    "KWIKA_REGISTER_PER_IP_PER_MINUTE": "register_per_ip_per_minute",
+    "KWIKA_LOGIN_FAILURES_PER_ACCOUNT_IP": "login_failures_per_account_ip",
+    "KWIKA_LOGIN_FAILURE_WINDOW": "login_failure_window_seconds",
+    "KWIKA_LOGIN_SLOWDOWN_AFTER": "login_slowdown_after",
+    "KWIKA_LOGIN_SLOWDOWN_MAX": "login_slowdown_max_seconds",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -100,6 +116,14 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "hold_ttl_seconds": (10, 24 * 3600),
     "argon2_memory_kib": (1024, 4 * 1_048_576),
     "argon2_time_cost": (1, 20),
+    "password_hash_concurrency": (1, 256),
+    "password_hash_queue": (0, 100_000),
+    "login_per_ip_per_minute": (1, 1_000_000),
+    "register_per_ip_per_minute": (1, 1_000_000),
+    "login_failures_per_account_ip": (1, 10_000),
+    "login_failure_window_seconds": (1, 7 * 24 * 3600),
+    "login_slowdown_after": (1, 1_000_000),
+    "login_slowdown_max_seconds": (1, 24 * 3600),
 }
 
 

@@ -19,9 +19,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from engine.errors import TryLater
 from storefront.appkeys import USER
 from storefront.auth import require
-from storefront.errors import ApiError, validation_error
+from storefront.errors import ApiError, try_later_response, validation_error
 
 _encoder = msgspec.json.Encoder()
 
@@ -97,7 +98,10 @@ def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
             kwargs["query"] = decode_query(request, query)
         if body is not None:
             kwargs["body"] = await decode_body(request, body)
-        result = await fn(request, **kwargs)
+        try:
+            result = await fn(request, **kwargs)
+        except TryLater as exc:  # the error middleware knows no headers; this one needs one
+            return try_later_response(exc)
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:

@@ -11,6 +11,7 @@ from engine.accounts import Credentials, NewToken, Registration, TokenInfo, Toke
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import ACCOUNTS, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
+from storefront.client import client_ip
 
 api = Api()
 TAG = "accounts"
@@ -26,17 +27,17 @@ class ProviderVerification(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
 
 
 @api.post("/api/auth/register", body=Registration, response=User, status=201, tag=TAG,
-          summary="Create a buyer or provider account", errors=(400, 409, 415, 422))
+          summary="Create a buyer or provider account", errors=(400, 409, 415, 422, 429, 503))
 async def register(request: web.Request, body: Registration) -> User:
-    return await request.app[ACCOUNTS].register(body)
+    return await request.app[ACCOUNTS].register(body, ip=client_ip(request))
 
 
 @api.post("/api/auth/login", body=Credentials, response=LoginResult, tag=TAG,
           summary="Log in: sets the session cookie; send csrf_token as X-CSRF-Token on writes",
-          errors=(400, 401, 415, 422))
+          errors=(400, 401, 415, 422, 429, 503))
 async def login(request: web.Request, body: Credentials) -> web.Response:
     accounts = request.app[ACCOUNTS]
-    user = await accounts.authenticate(body)
+    user = await accounts.authenticate(body, ip=client_ip(request))
     session = await start_session(request, user)
     response = json_response(LoginResult(user=user, csrf_token=session.csrf))
     set_session_cookie(request, response, session)
