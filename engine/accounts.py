@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
+import time
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Annotated, Literal
@@ -28,6 +29,7 @@ from engine.keys import Keys
 from engine.login_limits import LoginLimits
 from engine.passwords import common_passwords, password_problem
 from engine.settings import Settings
+from engine.tokens import NewToken, Scope, TokenGrant, TokenInfo
 
 Role = Literal["buyer", "provider", "staff", "admin"]
 ROLES: tuple[str, ...] = ("buyer", "provider", "staff", "admin")
@@ -68,26 +70,13 @@ class User(Struct, kw_only=True):
     provider_status: str | None = None
 
 
-class TokenRequest(Struct, forbid_unknown_fields=True, kw_only=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
-
-
-class TokenInfo(Struct, kw_only=True):
-    id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-class NewToken(TokenInfo, kw_only=True):
-    token: str  # shown once
-
-
 class Session(Struct, kw_only=True):
     id: str
     user_id: int
     csrf: str
+
+
+_TOKEN_COLUMNS = ", ".join(TokenInfo.__struct_fields__)
 
 
 def _token_digest(token: str) -> bytes:
@@ -226,17 +215,22 @@ class Accounts:
         await self.redis.delete(self.keys.session(session_id))
 
     # --- API tokens --------------------------------------------------------------------------
-    async def create_token(self, user_id: int, name: str) -> NewToken:
+    async def create_token(self, user_id: int, name: str, *, scope: Scope = "write",
+                           expires_at: datetime | None = None) -> NewToken:
+        """A new token of `user_id`. The default scope, `write`, is the user's whole authority
+        (what tokens made before scopes existed have); `tokens.token_expiry` checks a requested
+        `expires_at`."""
         token = "kw_" + secrets.token_urlsafe(32)
         row = await self.pool.fetchrow(
-            "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) "
-            "RETURNING id, name, prefix, created_at, last_used_at",
-            user_id, name, _token_digest(token), token[:10])
+            "INSERT INTO api_tokens (user_id, name, token_hash, prefix, scope, expires_at) "
+            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_TOKEN_COLUMNS}",
+            user_id, name, _token_digest(token), token[:10], scope, expires_at)
         return NewToken(**dict(row), token=token)
 
     async def list_tokens(self, user_id: int) -> list[TokenInfo]:
+        """The user's unrevoked tokens, expired ones included (they show their expiry)."""
         rows = await self.pool.fetch(
-            "SELECT id, name, prefix, created_at, last_used_at FROM api_tokens "
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens "
             "WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id", user_id)
         return [TokenInfo(**dict(r)) for r in rows]
 
@@ -248,28 +242,36 @@ class Accounts:
             raise NotFound(f"no active token with id {token_id}")
         await self.redis.set(self.keys.token(digest.hex()), _TOMBSTONE, ex=IDENTITY_CACHE_SECONDS)
 
-    async def user_for_token(self, token: str) -> User | None:
-        """The active user of an unrevoked token, else None."""
+    async def user_for_token(self, token: str) -> tuple[User, Scope] | None:
+        """The active user of an unrevoked token, with the token's scope; None when the token is
+        unknown or revoked or its user inactive. An expired token raises Unauthenticated
+        (`token_expired`), whether its grant comes from Postgres or from the identity cache."""
         digest = _token_digest(token)
         cache_key = self.keys.token(digest.hex())
         cached = await self.redis.get(cache_key)
         if cached is not None and cached != _TOMBSTONE:
-            try:
-                return await self.cached_user(int(cached))
-            except NotFound:
+            grant = msgspec.json.decode(cached, type=TokenGrant)
+        else:
+            row = await self.pool.fetchrow(
+                "WITH t AS (SELECT t.id, t.user_id, t.scope, t.expires_at, t.last_used_at "
+                "           FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                "           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.is_active), "
+                "bump AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id "
+                "         AND (t.expires_at IS NULL OR t.expires_at > now()) "
+                "         AND (t.last_used_at IS NULL "
+                "              OR t.last_used_at < now() - make_interval(secs => $2))) "
+                "SELECT user_id, scope, extract(epoch FROM expires_at)::float8 AS expires FROM t",
+                digest, TOKEN_TOUCH_SECONDS)
+            if row is None:
                 return None
-        user_id = await self.pool.fetchval(
-            "WITH t AS (SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t "
-            "           JOIN users u ON u.id = t.user_id "
-            "           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.is_active), "
-            "bump AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id "
-            "         AND (t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => $2))) "
-            "SELECT user_id FROM t", digest, TOKEN_TOUCH_SECONDS)
-        if user_id is None:
-            return None
-        await self.redis.set(cache_key, user_id, ex=IDENTITY_CACHE_SECONDS, nx=True)
+            grant = TokenGrant(user_id=row["user_id"], scope=row["scope"], expires=row["expires"])
+            await self.redis.set(cache_key, msgspec.json.encode(grant), ex=IDENTITY_CACHE_SECONDS,
+                                 nx=True)
+        if grant.expired(time.time()):
+            raise Unauthenticated("this API token has expired; make a new one",
+                                  code="token_expired")
         try:
-            return await self.cached_user(user_id)
+            return await self.cached_user(grant.user_id), grant.scope
         except NotFound:  # deactivated meanwhile
             return None
 

@@ -53,8 +53,9 @@ class Keys:
         return f"{self.prefix}:user:{user_id}"
 
     def token(self, digest_hex: str) -> str:
-        """The user id of an API token (by its SHA-256), cached for a minute."""
-        return f"{self.prefix}:token:{digest_hex}"
+        """What an API token (by its SHA-256) grants: user, scope, expiry; cached for a minute.
+        (Named `tokengrant`: the older `token` entries held a bare user id.)"""
+        return f"{self.prefix}:tokengrant:{digest_hex}"
 
     # --- one event (hash-tagged) ----------------------------------------------------------
     @staticmethod

@@ -45,6 +45,8 @@ class RouteSpec:
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    scan: bool = False  # open to `scan` tokens
+    session_only: bool = False  # refuses API tokens
 
 
 @dataclass
@@ -56,11 +58,14 @@ class Api:
     def route(self, method: str, path: str, *, summary: str, tag: str,
               roles: tuple[str, ...] | None = None, body: type | None = None,
               query: type | None = None, response: Any = None, status: int = 200,
-              errors: tuple[int, ...] = ()) -> Callable:
+              errors: tuple[int, ...] = (), scan: bool = False,
+              session_only: bool = False) -> Callable:
+        """Declare a route. `scan`: `scan` tokens may call it too; `session_only`: API tokens
+        may not (it needs a role list, `()` for any logged-in user)."""
         def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable:
-            wrapped = _wrap(fn, roles, body, query, status)
+            wrapped = _wrap(fn, roles, body, query, status, scan, session_only)
             self.routes.append(RouteSpec(method, path, wrapped, summary, tag, roles, body, query,
-                                         response, status, errors))
+                                         response, status, errors, scan, session_only))
             return fn
         return decorate
 
@@ -82,14 +87,17 @@ class Api:
 
 
 def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
-          body: type | None, query: type | None, status: int) -> Callable:
+          body: type | None, query: type | None, status: int, scan: bool = False,
+          session_only: bool = False) -> Callable:
     wants = set(inspect.signature(fn).parameters)
+    if session_only and roles is None:
+        raise ValueError("a session_only route needs roles (() for any logged-in user)")
 
     @functools.wraps(fn)
     async def handler(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
         if roles is not None:
-            user = require(request, roles)
+            user = require(request, roles, session_only=session_only)
             if "user" in wants:
                 kwargs["user"] = user
         elif "user" in wants:
@@ -109,6 +117,7 @@ def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
         return json_response(result, status=status)
 
     handler.kwika_roles = roles  # type: ignore[attr-defined]
+    handler.kwika_scan = scan  # type: ignore[attr-defined]  # read by the auth middleware
     return handler
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 from aiohttp import web
 
-from engine.accounts import Credentials, NewToken, Registration, TokenInfo, TokenRequest, User
+from engine.accounts import Credentials, Registration, User
+from engine.tokens import NewToken, TokenInfo, TokenRequest, token_expiry
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import ACCOUNTS, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
@@ -53,7 +55,8 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@api.get("/api/auth/me", roles=(), response=User, tag=TAG, summary="The caller", errors=(401,))
+@api.get("/api/auth/me", roles=(), response=User, tag=TAG, summary="The caller", errors=(401,),
+         scan=True)
 async def me(request: web.Request, user: User) -> User:
     return user
 
@@ -65,10 +68,14 @@ async def list_tokens(request: web.Request, user: User) -> list[TokenInfo]:
 
 
 @api.post("/api/auth/tokens", roles=(), body=TokenRequest, response=NewToken, status=201, tag=TAG,
-          summary="Create an API token (for scanners, integrations); shown once",
-          errors=(400, 401, 403, 415, 422))
+          summary="Create an API token (for scanners, integrations); shown once. Scope read "
+                  "(default), write or scan; optional expires_at or expires_in_days. Needs a "
+                  "login session: tokens cannot make tokens",
+          errors=(400, 401, 403, 415, 422), session_only=True)
 async def create_token(request: web.Request, user: User, body: TokenRequest) -> NewToken:
-    return await request.app[ACCOUNTS].create_token(user.id, body.name)
+    expires_at = token_expiry(body, datetime.now(UTC))
+    return await request.app[ACCOUNTS].create_token(user.id, body.name, scope=body.scope,
+                                                    expires_at=expires_at)
 
 
 @api.delete(r"/api/auth/tokens/{token_id:\d+}", roles=(), tag=TAG, summary="Revoke an API token",

@@ -266,9 +266,17 @@ def test_sign_and_unsign():
 
 
 # --- API tokens ------------------------------------------------------------------------------
+async def session_headers(client, email: str) -> dict[str, str]:
+    """Log in with a cookie (kept in the client's jar); the CSRF header its writes need."""
+    resp = await login(client, email)
+    assert resp.status == 200, await resp.text()
+    return {"X-CSRF-Token": (await resp.json())["csrf_token"]}
+
+
 async def test_api_token_lifecycle(client, factory, db):
     actor = await factory.user("buyer")
-    resp = await client.post("/api/auth/tokens", json={"name": "gate scanner"}, headers=actor.h)
+    csrf = await session_headers(client, actor.user["email"])  # tokens are made from a session
+    resp = await client.post("/api/auth/tokens", json={"name": "gate scanner"}, headers=csrf)
     assert resp.status == 201, await resp.text()
     new = await resp.json()
     token = new["token"]
@@ -307,7 +315,9 @@ async def test_api_token_lifecycle(client, factory, db):
 
 async def test_another_users_token_is_not_found(client, factory):
     alice, bob = await factory.user("buyer"), await factory.user("buyer")
-    new = await (await client.post("/api/auth/tokens", json={"name": "a"}, headers=alice.h)).json()
+    csrf = await session_headers(client, alice.user["email"])
+    new = await (await client.post("/api/auth/tokens", json={"name": "a"}, headers=csrf)).json()
+    client.session.cookie_jar.clear()
     resp = await client.delete(f"/api/auth/tokens/{new['id']}", headers=bob.h)
     assert resp.status == 404
     assert_error(await resp.json(), "not_found")
@@ -326,9 +336,10 @@ async def test_token_ids_that_are_not_numbers_are_404(client, factory):
 
 async def test_token_request_validation(client, factory):
     actor = await factory.user("buyer")
-    resp = await client.post("/api/auth/tokens", json={"name": ""}, headers=actor.h)
+    csrf = await session_headers(client, actor.user["email"])
+    resp = await client.post("/api/auth/tokens", json={"name": ""}, headers=csrf)
     assert resp.status == 422
-    resp = await client.post("/api/auth/tokens", json={}, headers=actor.h)
+    resp = await client.post("/api/auth/tokens", json={}, headers=csrf)
     assert resp.status == 422
     assert "name" in (await resp.json())["fields"]
 
