@@ -1,6 +1,8 @@
 """Accounts: users with roles, passwords, login sessions in Redis and API tokens.
 
-Passwords are hashed with Argon2id (memory-hard) in an executor, never on the event loop.
+Passwords are hashed with Argon2id on the executor, never on the event loop, and through a gate
+that bounds how many hashes run at once (`engine.hashing`); logins and registrations are throttled
+per client address, per account and address, and per account (`engine.login_limits`).
 Sessions are random ids stored in Redis with a TTL; the cookie carries the id and an HMAC of it.
 API tokens (`kw_<random>`) are shown once and stored as SHA-256 digests: a 256-bit random token
 needs no slow hash, and a lookup by digest is constant work.
@@ -8,9 +10,9 @@ needs no slow hash, and a lookup by digest is constant work.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import secrets
+import time
 from concurrent.futures import Executor
 from datetime import datetime
 from typing import Annotated, Literal
@@ -18,12 +20,15 @@ from typing import Annotated, Literal
 import asyncpg
 import msgspec
 import redis.asyncio as redis
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from msgspec import Meta, Struct
 
-from engine.errors import Conflict, Invalid, NotFound, Unauthenticated
+from engine.errors import Busy, Conflict, Invalid, NotFound, Unauthenticated
+from engine.hashing import HashGate, PasswordHashing
 from engine.keys import Keys
+from engine.login_limits import LoginLimits
+from engine.passwords import common_passwords, password_problem
+from engine.settings import Settings
+from engine.tokens import NewToken, Scope, TokenGrant, TokenInfo
 
 Role = Literal["buyer", "provider", "staff", "admin"]
 ROLES: tuple[str, ...] = ("buyer", "provider", "staff", "admin")
@@ -31,8 +36,6 @@ Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@
 Password = Annotated[str, Meta(min_length=8, max_length=256)]
 Name = Annotated[str, Meta(min_length=1, max_length=120)]
 
-LOGIN_FAILURE_LIMIT = 10
-LOGIN_FAILURE_WINDOW = 900
 TOKEN_TOUCH_SECONDS = 60  # last_used_at is refreshed at most this often (no write per request)
 # Identities (user, token -> user) are cached in Redis this long, so an authenticated request
 # (a hold in a rush) touches Redis only. Changes made through Accounts take effect at once;
@@ -41,16 +44,6 @@ IDENTITY_CACHE_SECONDS = 60
 # An invalidated entry is replaced by this tombstone for a cache lifetime, and entries are only
 # ever written with NX: a read that began before the invalidation cannot put stale data back.
 _TOMBSTONE = b"-"
-
-# Reserve one login attempt atomically: count it, and (while under the limit) restart the window.
-# Parallel guesses each get their own number, so no more than the limit are ever checked.
-_RESERVE_ATTEMPT = """
-local n = redis.call('INCR', KEYS[1])
-if n <= tonumber(ARGV[1]) or redis.call('TTL', KEYS[1]) < 0 then
-    redis.call('EXPIRE', KEYS[1], ARGV[2])
-end
-return n
-"""
 
 
 class Registration(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -76,26 +69,13 @@ class User(Struct, kw_only=True):
     provider_status: str | None = None
 
 
-class TokenRequest(Struct, forbid_unknown_fields=True, kw_only=True):
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
-
-
-class TokenInfo(Struct, kw_only=True):
-    id: int
-    name: str
-    prefix: str
-    created_at: datetime
-    last_used_at: datetime | None
-
-
-class NewToken(TokenInfo, kw_only=True):
-    token: str  # shown once
-
-
 class Session(Struct, kw_only=True):
     id: str
     user_id: int
     csrf: str
+
+
+_TOKEN_COLUMNS = ", ".join(TokenInfo.__struct_fields__)
 
 
 def _token_digest(token: str) -> bytes:
@@ -103,31 +83,40 @@ def _token_digest(token: str) -> bytes:
 
 
 class Accounts:
-    """Users, sessions and tokens. Password hashing runs on `executor`."""
+    """Users, sessions and tokens, as `settings` say: password hashing runs on `executor`, at
+    most `password_hash_concurrency` at once with `password_hash_queue` more waiting (beyond:
+    Busy); logins and registrations are throttled by `LoginLimits`."""
 
     def __init__(self, pool: asyncpg.Pool, redis_client: redis.Redis, keys: Keys,
-                 executor: Executor | None, session_ttl: int,
-                 argon2_memory_kib: int = 65_536, argon2_time_cost: int = 3):
-        # argon2id; the defaults are argon2-cffi's RFC 9106 "low memory" profile
-        self.hasher = PasswordHasher(memory_cost=argon2_memory_kib, time_cost=argon2_time_cost)
-        self._dummy_hash = self.hasher.hash("not a real password")
+                 executor: Executor | None, settings: Settings):
+        gate = HashGate(executor, settings.password_hash_concurrency, settings.password_hash_queue)
+        self.passwords = PasswordHashing(gate, settings.argon2_memory_kib, settings.argon2_time_cost)
+        self.limits = LoginLimits(redis_client, keys, settings)
         self.pool = pool
         self.redis = redis_client
         self.keys = keys
-        self.executor = executor
-        self.session_ttl = session_ttl
-        self._reserve_attempt = redis_client.register_script(_RESERVE_ATTEMPT)
-
-    async def _run(self, fn, *args):
-        return await asyncio.get_running_loop().run_in_executor(self.executor, fn, *args)
+        self.session_ttl = settings.session_ttl_seconds
+        self._common_passwords = common_passwords()
 
     # --- users -------------------------------------------------------------------------------
-    async def register(self, data: Registration, role: Role | None = None) -> User:
-        """Create a user; providers also get a service-provider record (pending verification)."""
+    async def register(self, data: Registration, role: Role | None = None, *,
+                       ip: str | None = None) -> User:
+        """Create a user; providers also get a service-provider record (pending verification).
+
+        `ip` is the client address, counted against the per-address registration limit
+        (RateLimited beyond it); None for trusted callers (demo data, tests' setup). The password
+        must pass `passwords.password_problem` (else Invalid on `password`); hashing may answer
+        Busy when the server is saturated with password work."""
+        if ip is not None:
+            await self.limits.count("register", ip)
         role = role or ("provider" if data.account_type == "provider" else "buyer")
         if role == "provider" and not data.business_name:
             raise Invalid("providers need a business_name", fields={"business_name": "required"})
-        password_hash = await self._run(self.hasher.hash, data.password)
+        problem = password_problem(data.password, email=data.email, name=data.name,
+                                   common=self._common_passwords)
+        if problem:
+            raise Invalid(problem, code="weak_password", fields={"password": problem})
+        password_hash = await self.passwords.hash(data.password)
         async with self.pool.acquire() as conn, conn.transaction():
             try:
                 user_id = await conn.fetchval(
@@ -153,29 +142,31 @@ class Accounts:
             raise NotFound("no such user")
         return User(**dict(row))
 
-    async def authenticate(self, creds: Credentials) -> User:
-        """The user for these credentials, or Unauthenticated (same answer for unknown email)."""
+    async def authenticate(self, creds: Credentials, *, ip: str) -> User:
+        """The user for these credentials, or Unauthenticated (same answer for unknown email).
+
+        `ip` is the client address. Before any password is checked, the attempt is counted per
+        address and reserved per account and address (RateLimited when a limit is reached; see
+        `engine.login_limits`); the check itself may answer Busy when the server is saturated
+        with password work. The reserved attempt counts as a failure unless the password is right.
+        """
         email = creds.email.strip().lower()
-        fail_key = self.keys.login_failures(email)
-        attempts = await self._reserve_attempt(keys=[fail_key],
-                                               args=[LOGIN_FAILURE_LIMIT, LOGIN_FAILURE_WINDOW])
-        if int(attempts) > LOGIN_FAILURE_LIMIT:
-            raise Unauthenticated("too many failed logins; try again in 15 minutes",
-                                  code="too_many_attempts")
+        await self.limits.count("login", ip)
+        await self.limits.reserve(email, ip)
         row = await self.pool.fetchrow(
             "SELECT id, password_hash FROM users WHERE lower(email) = $1 AND is_active", email)
-        stored = row["password_hash"] if row else self._dummy_hash  # same work for unknown emails
-        try:
-            await self._run(self.hasher.verify, stored, creds.password)
-            ok = row is not None
-        except (VerificationError, InvalidHashError):
-            ok = False
-        if not ok:  # the reserved attempt stays counted
+        stored = row["password_hash"] if row else self.passwords.dummy_hash  # same work when unknown
+        if not (await self.passwords.verify(stored, creds.password) and row is not None):
             raise Unauthenticated("email or password is wrong", code="bad_credentials")
-        await self.redis.delete(fail_key)
-        if self.hasher.check_needs_rehash(stored):
-            new_hash = await self._run(self.hasher.hash, creds.password)
-            await self.pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1", row["id"], new_hash)
+        await self.limits.succeeded(email, ip)
+        if self.passwords.needs_rehash(stored):
+            try:
+                new_hash = await self.passwords.hash(creds.password)
+            except Busy:
+                pass  # an upgrade can wait for a quieter login; this one has succeeded
+            else:
+                await self.pool.execute("UPDATE users SET password_hash = $2 WHERE id = $1",
+                                        row["id"], new_hash)
         return await self.get_user(row["id"])
 
     async def cached_user(self, user_id: int) -> User:
@@ -223,17 +214,22 @@ class Accounts:
         await self.redis.delete(self.keys.session(session_id))
 
     # --- API tokens --------------------------------------------------------------------------
-    async def create_token(self, user_id: int, name: str) -> NewToken:
+    async def create_token(self, user_id: int, name: str, *, scope: Scope = "write",
+                           expires_at: datetime | None = None) -> NewToken:
+        """A new token of `user_id`. The default scope, `write`, is the user's whole authority
+        (what tokens made before scopes existed have); `tokens.token_expiry` checks a requested
+        `expires_at`."""
         token = "kw_" + secrets.token_urlsafe(32)
         row = await self.pool.fetchrow(
-            "INSERT INTO api_tokens (user_id, name, token_hash, prefix) VALUES ($1, $2, $3, $4) "
-            "RETURNING id, name, prefix, created_at, last_used_at",
-            user_id, name, _token_digest(token), token[:10])
+            "INSERT INTO api_tokens (user_id, name, token_hash, prefix, scope, expires_at) "
+            f"VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_TOKEN_COLUMNS}",
+            user_id, name, _token_digest(token), token[:10], scope, expires_at)
         return NewToken(**dict(row), token=token)
 
     async def list_tokens(self, user_id: int) -> list[TokenInfo]:
+        """The user's unrevoked tokens, expired ones included (they show their expiry)."""
         rows = await self.pool.fetch(
-            "SELECT id, name, prefix, created_at, last_used_at FROM api_tokens "
+            f"SELECT {_TOKEN_COLUMNS} FROM api_tokens "
             "WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id", user_id)
         return [TokenInfo(**dict(r)) for r in rows]
 
@@ -245,28 +241,36 @@ class Accounts:
             raise NotFound(f"no active token with id {token_id}")
         await self.redis.set(self.keys.token(digest.hex()), _TOMBSTONE, ex=IDENTITY_CACHE_SECONDS)
 
-    async def user_for_token(self, token: str) -> User | None:
-        """The active user of an unrevoked token, else None."""
+    async def user_for_token(self, token: str) -> tuple[User, Scope] | None:
+        """The active user of an unrevoked token, with the token's scope; None when the token is
+        unknown or revoked or its user inactive. An expired token raises Unauthenticated
+        (`token_expired`), whether its grant comes from Postgres or from the identity cache."""
         digest = _token_digest(token)
         cache_key = self.keys.token(digest.hex())
         cached = await self.redis.get(cache_key)
         if cached is not None and cached != _TOMBSTONE:
-            try:
-                return await self.cached_user(int(cached))
-            except NotFound:
+            grant = msgspec.json.decode(cached, type=TokenGrant)
+        else:
+            row = await self.pool.fetchrow(
+                "WITH t AS (SELECT t.id, t.user_id, t.scope, t.expires_at, t.last_used_at "
+                "           FROM api_tokens t JOIN users u ON u.id = t.user_id "
+                "           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.is_active), "
+                "bump AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id "
+                "         AND (t.expires_at IS NULL OR t.expires_at > now()) "
+                "         AND (t.last_used_at IS NULL "
+                "              OR t.last_used_at < now() - make_interval(secs => $2))) "
+                "SELECT user_id, scope, extract(epoch FROM expires_at)::float8 AS expires FROM t",
+                digest, TOKEN_TOUCH_SECONDS)
+            if row is None:
                 return None
-        user_id = await self.pool.fetchval(
-            "WITH t AS (SELECT t.id, t.user_id, t.last_used_at FROM api_tokens t "
-            "           JOIN users u ON u.id = t.user_id "
-            "           WHERE t.token_hash = $1 AND t.revoked_at IS NULL AND u.is_active), "
-            "bump AS (UPDATE api_tokens a SET last_used_at = now() FROM t WHERE a.id = t.id "
-            "         AND (t.last_used_at IS NULL OR t.last_used_at < now() - make_interval(secs => $2))) "
-            "SELECT user_id FROM t", digest, TOKEN_TOUCH_SECONDS)
-        if user_id is None:
-            return None
-        await self.redis.set(cache_key, user_id, ex=IDENTITY_CACHE_SECONDS, nx=True)
+            grant = TokenGrant(user_id=row["user_id"], scope=row["scope"], expires=row["expires"])
+            await self.redis.set(cache_key, msgspec.json.encode(grant), ex=IDENTITY_CACHE_SECONDS,
+                                 nx=True)
+        if grant.expired(time.time()):
+            raise Unauthenticated("this API token has expired; make a new one",
+                                  code="token_expired")
         try:
-            return await self.cached_user(user_id)
+            return await self.cached_user(grant.user_id), grant.scope
         except NotFound:  # deactivated meanwhile
             return None
 

@@ -1,7 +1,9 @@
 """The catalog store: events, ticket packages, sections and seats in Postgres.
 
-Providers change only their own events (`owner_id` is checked on every write); the lifecycle
-moves only along `TRANSITIONS`. Queries are parameterised; list filters are built from fixed SQL
+Providers see and change only their own events (another's answers as missing), and every write
+checks the provider's standing in the same transaction (`catalog_rules.check_standing`: pending
+providers work on drafts only, suspended and rejected ones change nothing); the lifecycle moves
+only along `TRANSITIONS`. Queries are parameterised; list filters are built from fixed SQL
 fragments with numbered parameters, never from input text.
 """
 
@@ -21,13 +23,14 @@ from engine.catalog_rules import (
     check_dates,
     check_order_limits,
     check_position,
+    check_standing,
     check_timezone,
     check_transition,
     check_window,
     generate_seats,
     slugify,
 )
-from engine.errors import Conflict, Forbidden, Invalid, InvalidTransition, NotFound
+from engine.errors import Conflict, Invalid, InvalidTransition, NotFound
 from engine.search import categories, search_events
 
 _EVENT_COLUMNS = ", ".join(f for f in t.Event.__struct_fields__)
@@ -94,6 +97,7 @@ class Catalog:
 
     # --- events -------------------------------------------------------------------------------
     async def create_event(self, provider_id: int, data: t.EventCreate) -> t.Event:
+        """A new draft event of `provider_id` (refused unless the provider is verified or pending)."""
         check_dates(data.starts_at, data.ends_at)
         check_timezone(data.timezone)
         check_position(data.latitude, data.longitude)
@@ -106,23 +110,26 @@ class Catalog:
             f"VALUES ({', '.join(f'${i}' for i in range(1, len(columns) + 1))}) "
             f"RETURNING {_EVENT_COLUMNS}"
         )
-        for attempt in range(1, 50):
-            slug = base if attempt == 1 else f"{base}-{attempt}"
-            try:
-                row = await self.pool.fetchrow(sql, provider_id, slug, *fields.values())
-                return _event(row)
-            except asyncpg.UniqueViolationError as exc:
-                if exc.constraint_name != "events_slug_key":
-                    raise
-                if explicit_slug:
-                    raise Conflict(f"the slug {slug!r} is taken", code="slug_taken",
-                                   fields={"slug": "already in use"}) from None
+        async with self.pool.acquire() as conn, conn.transaction():
+            await self._check_standing(conn, provider_id, None)
+            for attempt in range(1, 50):
+                slug = base if attempt == 1 else f"{base}-{attempt}"
+                try:
+                    async with conn.transaction():  # a savepoint: a taken slug tries the next
+                        row = await conn.fetchrow(sql, provider_id, slug, *fields.values())
+                    return _event(row)
+                except asyncpg.UniqueViolationError as exc:
+                    if exc.constraint_name != "events_slug_key":
+                        raise
+                    if explicit_slug:
+                        raise Conflict(f"the slug {slug!r} is taken", code="slug_taken",
+                                       fields={"slug": "already in use"}) from None
         raise Conflict("could not find a free slug; choose one", code="slug_taken")
 
     async def update_event(self, owner: int | None, event_id: int, patch: t.EventUpdate) -> t.Event:
         changes = _set_fields(patch)
         async with self._write() as conn:
-            current = await self._owned_event(conn, owner, event_id, for_update=True)
+            current = await self._owned_event(conn, owner, event_id, write=True)
             if not changes:
                 return current
             if current.status in ("cancelled", "completed"):
@@ -164,7 +171,7 @@ class Catalog:
     ) -> t.Event:
         """Move an event along its lifecycle; publishing checks the event can be sold."""
         async with self._write() as conn:
-            current = await self._owned_event(conn, owner, event_id, for_update=True)
+            current = await self._owned_event(conn, owner, event_id, write=True, target=target)
             check_transition(current.status, target)
             new_start = starts_at or current.starts_at
             new_end = ends_at or current.ends_at
@@ -200,16 +207,31 @@ class Catalog:
                               code="not_publishable")
 
     async def _owned_event(
-        self, conn: asyncpg.Connection, owner: int | None, event_id: int, for_update: bool = False
+        self, conn: asyncpg.Connection, owner: int | None, event_id: int, *,
+        write: bool = False, target: str | None = None,
     ) -> t.Event:
-        """The event, when `owner` (a provider id; None for admins) may change it."""
-        lock = " FOR UPDATE" if for_update else ""
+        """The event, when `owner` (a provider id; None for admins) may see it, or with `write`
+        change it: the row is then locked and the provider's standing checked (`check_standing`;
+        `target` is where a lifecycle move goes).
+
+        Another provider's event gets the same NotFound as a missing one, so ids cannot be probed.
+        """
+        lock = " FOR UPDATE" if write else ""
         row = await conn.fetchrow(f"SELECT {_EVENT_COLUMNS} FROM events WHERE id = $1{lock}", event_id)
-        if row is None:
+        if row is None or (owner is not None and row["provider_id"] != owner):
             raise NotFound(f"no event with id {event_id}")
-        if owner is not None and row["provider_id"] != owner:
-            raise Forbidden("this event belongs to another provider")
+        if write and owner is not None:
+            await self._check_standing(conn, owner, row["status"], target)
         return _event(row)
+
+    @staticmethod
+    async def _check_standing(conn: asyncpg.Connection, provider_id: int,
+                              event_status: str | None, target: str | None = None) -> None:
+        # FOR SHARE: a suspension waits for writes already under way, and every write after it
+        # sees it (the identity cache is not trusted for this)
+        standing = await conn.fetchval(
+            "SELECT verification_status FROM service_providers WHERE id = $1 FOR SHARE", provider_id)
+        check_standing(standing or "suspended", event_status, target)
 
     async def provider_event(self, owner: int | None, event_id: int) -> t.EventDetail:
         async with self.pool.acquire() as conn:
@@ -228,7 +250,7 @@ class Catalog:
         fields = msgspec.structs.asdict(data)
         async with self._write() as conn:
             # ownership first: another provider learns nothing from their input being checked
-            event = await self._owned_event(conn, owner, event_id, for_update=True)
+            event = await self._owned_event(conn, owner, event_id, write=True)
             check_window(data.opens_at, data.closes_at)
             check_order_limits(data.min_per_order, data.max_per_order)
             if event.status in ("cancelled", "completed"):
@@ -255,7 +277,7 @@ class Catalog:
         """Change a package (a capacity below what is held + sold is refused by `on_change`)."""
         changes = _set_fields(patch)
         async with self._write() as conn:
-            await self._owned_event(conn, owner, event_id, for_update=True)
+            await self._owned_event(conn, owner, event_id, write=True)
             row = await conn.fetchrow(
                 f"SELECT {_PACKAGE_COLUMNS} FROM ticket_packages WHERE id = $1 AND event_id = $2 "
                 "FOR UPDATE", package_id, event_id)
@@ -291,7 +313,7 @@ class Catalog:
     async def create_section(self, owner: int | None, event_id: int, data: t.SectionCreate) -> t.Section:
         seats = generate_seats(data)
         async with self._write() as conn:
-            event = await self._owned_event(conn, owner, event_id, for_update=True)
+            event = await self._owned_event(conn, owner, event_id, write=True)
             if not seats:
                 raise Invalid("a section needs seats: give rows and seats_per_row, or custom_seats",
                               fields={"rows": "no seats to generate"})
@@ -335,7 +357,7 @@ class Catalog:
         wanted = set(data.seat_ids)
         src, dst = ("available", "blocked") if data.blocked else ("blocked", "available")
         async with self._write() as conn:
-            await self._owned_event(conn, owner, event_id, for_update=True)
+            await self._owned_event(conn, owner, event_id, write=True)
             if len(wanted) != len(data.seat_ids):
                 raise Invalid("seat_ids lists a seat twice", fields={"seat_ids": "duplicates"})
             rows = await conn.fetch(

@@ -11,7 +11,7 @@ import zoneinfo
 from datetime import datetime
 
 from engine import catalog_types as t
-from engine.errors import Invalid, InvalidTransition
+from engine.errors import Forbidden, Invalid, InvalidTransition
 
 # status -> the statuses it may move to
 TRANSITIONS: dict[str, frozenset[str]] = {
@@ -48,6 +48,34 @@ def sale_state(pkg: t.Package, now: datetime) -> str:
     if pkg.available <= 0:
         return "sold_out"
     return "on_sale"
+
+
+def check_standing(standing: str, event_status: str | None, target: str | None = None) -> None:
+    """May a provider whose verification status is `standing` make a catalog write?
+
+    `event_status` is the event's status before the write (None when creating an event) and
+    `target` the status a lifecycle move goes to. The policy:
+
+    - verified: whatever the lifecycle allows;
+    - pending: drafts only: create events, edit a draft and its packages, sections and seats,
+      cancel a draft; never publish, never change an event that has been published (an admin
+      may have sent a provider back to pending);
+    - suspended or rejected: nothing. Their live events keep selling exactly as they are, so
+      buyers holding or paying are not hurt; an admin can postpone or cancel them (admins act on
+      any event and are never checked here).
+    """
+    if standing == "verified":
+        return
+    if standing != "pending":  # suspended, rejected (or a status this code does not know)
+        word = "rejected" if standing == "rejected" else "suspended"
+        raise Forbidden(f"your provider account is {word}: your events can no longer be "
+                        "changed; contact us to resolve it", code=f"provider_{word}")
+    if target == "published":
+        raise Forbidden("your provider account is awaiting verification; drafts are kept and "
+                        "can be published once it is verified", code="provider_not_verified")
+    if event_status not in (None, "draft"):
+        raise Forbidden("your provider account is awaiting verification; until then only draft "
+                        "events can be changed", code="provider_not_verified")
 
 
 def check_dates(starts_at: datetime, ends_at: datetime) -> None:

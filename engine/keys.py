@@ -35,21 +35,38 @@ class Keys:
         """Hash: user id, role and CSRF token of one login session."""
         return f"{self.prefix}:session:{session_id}"
 
-    def login_failures(self, email: str) -> str:
-        """Counter of failed logins for one address (throttling), expires by itself.
+    def attempts_from(self, action: str, address: str) -> str:
+        """Counter of `action` attempts (login, register) from one client address in the current
+        window; expires by itself. Braces in the address are escaped."""
+        return f"{self.prefix}:attempts:{action}:{_untag(address)}"
 
-        The address is case-folded (one counter per mailbox) and its braces escaped, so user input
-        never forms a Cluster hash tag.
-        """
-        return f"{self.prefix}:loginfail:{_untag(email.strip().lower())}"
+    @staticmethod
+    def login_tag(email: str) -> str:
+        """`{login:<email>}`: the hash tag of one account's login keys, so the login scripts
+        touch one Cluster slot. The email is case-folded (one account per mailbox) and its braces
+        escaped, so user input never ends the tag early or forms one of its own."""
+        return f"{{login:{_untag(email.strip().lower())}}}"
+
+    def login_account(self, email: str) -> str:
+        """Hash of one account's recent failed logins from every address: `fails`, `next_ms`."""
+        return f"{self.prefix}:{self.login_tag(email)}:account"
+
+    def login_address(self, email: str, address: str) -> str:
+        """Counter of one account's recent failed logins from one client address."""
+        return f"{self.prefix}:{self.login_tag(email)}:address:{_untag(address)}"
+
+    def login_known(self, email: str) -> str:
+        """Set of client addresses that have logged in to one account lately."""
+        return f"{self.prefix}:{self.login_tag(email)}:known"
 
     def user(self, user_id: int) -> str:
         """A user's identity (role, provider), cached for a minute so requests skip Postgres."""
         return f"{self.prefix}:user:{user_id}"
 
     def token(self, digest_hex: str) -> str:
-        """The user id of an API token (by its SHA-256), cached for a minute."""
-        return f"{self.prefix}:token:{digest_hex}"
+        """What an API token (by its SHA-256) grants: user, scope, expiry; cached for a minute.
+        (Named `tokengrant`: the older `token` entries held a bare user id.)"""
+        return f"{self.prefix}:tokengrant:{digest_hex}"
 
     # --- one event (hash-tagged) ----------------------------------------------------------
     @staticmethod

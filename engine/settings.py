@@ -57,6 +57,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     holds_per_buyer_per_minute: int = 10
     holds_per_ip_per_minute: int = 600
     guests_per_ip_per_minute: int = 60
+    password_hash_concurrency: int = 2
+    password_hash_queue: int = 32
+    login_per_ip_per_minute: int = 60
+    register_per_ip_per_minute: int = 20
+    login_failures_per_account_ip: int = 10
+    login_failure_window_seconds: int = 900
+    login_slowdown_after: int = 20
+    login_slowdown_max_seconds: int = 60
 
     def _redacted(self) -> dict[str, Any]:
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
@@ -100,6 +108,14 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_HOLDS_PER_BUYER_PER_MINUTE": "holds_per_buyer_per_minute",
     "KWIKA_HOLDS_PER_IP_PER_MINUTE": "holds_per_ip_per_minute",
     "KWIKA_GUESTS_PER_IP_PER_MINUTE": "guests_per_ip_per_minute",
+    "KWIKA_PASSWORD_HASH_CONCURRENCY": "password_hash_concurrency",
+    "KWIKA_PASSWORD_HASH_QUEUE": "password_hash_queue",
+    "KWIKA_LOGIN_PER_IP_PER_MINUTE": "login_per_ip_per_minute",
+    "KWIKA_REGISTER_PER_IP_PER_MINUTE": "register_per_ip_per_minute",
+    "KWIKA_LOGIN_FAILURES_PER_ACCOUNT_IP": "login_failures_per_account_ip",
+    "KWIKA_LOGIN_FAILURE_WINDOW": "login_failure_window_seconds",
+    "KWIKA_LOGIN_SLOWDOWN_AFTER": "login_slowdown_after",
+    "KWIKA_LOGIN_SLOWDOWN_MAX": "login_slowdown_max_seconds",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -117,6 +133,14 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "holds_per_buyer_per_minute": (0, 1_000_000),
     "holds_per_ip_per_minute": (0, 1_000_000),
     "guests_per_ip_per_minute": (0, 1_000_000),
+    "password_hash_concurrency": (1, 256),
+    "password_hash_queue": (0, 100_000),
+    "login_per_ip_per_minute": (1, 1_000_000),
+    "register_per_ip_per_minute": (1, 1_000_000),
+    "login_failures_per_account_ip": (1, 10_000),
+    "login_failure_window_seconds": (1, 7 * 24 * 3600),
+    "login_slowdown_after": (1, 1_000_000),
+    "login_slowdown_max_seconds": (1, 24 * 3600),
 }
 
 

@@ -68,7 +68,7 @@ async def _migrate_and_seed(settings: Settings, demo: bool) -> None:
 
             client = redis_client(settings)
             with ThreadPoolExecutor(2) as pool:
-                accounts = Accounts(conn_pool, client, Keys(settings.redis_prefix), pool, 3600)
+                accounts = Accounts(conn_pool, client, Keys(settings.redis_prefix), pool, settings)
                 created = await load_demo(Catalog(conn_pool), accounts)
             await client.aclose()
             log.info("demo data: %s", "loaded" if created else "already present")

@@ -19,9 +19,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from engine.errors import TryLater
 from storefront.appkeys import USER
 from storefront.auth import require
-from storefront.errors import ApiError, validation_error
+from storefront.errors import ApiError, try_later_response, validation_error
 
 _encoder = msgspec.json.Encoder()
 
@@ -44,6 +45,8 @@ class RouteSpec:
     response: Any = None
     status: int = 200
     errors: tuple[int, ...] = ()
+    scan: bool = False  # open to `scan` tokens
+    session_only: bool = False  # refuses API tokens
 
 
 @dataclass
@@ -55,11 +58,14 @@ class Api:
     def route(self, method: str, path: str, *, summary: str, tag: str,
               roles: tuple[str, ...] | None = None, body: type | None = None,
               query: type | None = None, response: Any = None, status: int = 200,
-              errors: tuple[int, ...] = ()) -> Callable:
+              errors: tuple[int, ...] = (), scan: bool = False,
+              session_only: bool = False) -> Callable:
+        """Declare a route. `scan`: `scan` tokens may call it too; `session_only`: API tokens
+        may not (it needs a role list, `()` for any logged-in user)."""
         def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable:
-            wrapped = _wrap(fn, roles, body, query, status)
+            wrapped = _wrap(fn, roles, body, query, status, scan, session_only)
             self.routes.append(RouteSpec(method, path, wrapped, summary, tag, roles, body, query,
-                                         response, status, errors))
+                                         response, status, errors, scan, session_only))
             return fn
         return decorate
 
@@ -81,14 +87,17 @@ class Api:
 
 
 def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
-          body: type | None, query: type | None, status: int) -> Callable:
+          body: type | None, query: type | None, status: int, scan: bool = False,
+          session_only: bool = False) -> Callable:
     wants = set(inspect.signature(fn).parameters)
+    if session_only and roles is None:
+        raise ValueError("a session_only route needs roles (() for any logged-in user)")
 
     @functools.wraps(fn)
     async def handler(request: web.Request) -> web.StreamResponse:
         kwargs: dict[str, Any] = {}
         if roles is not None:
-            user = require(request, roles)
+            user = require(request, roles, session_only=session_only)
             if "user" in wants:
                 kwargs["user"] = user
         elif "user" in wants:
@@ -97,7 +106,10 @@ def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
             kwargs["query"] = decode_query(request, query)
         if body is not None:
             kwargs["body"] = await decode_body(request, body)
-        result = await fn(request, **kwargs)
+        try:
+            result = await fn(request, **kwargs)
+        except TryLater as exc:  # the error middleware knows no headers; this one needs one
+            return try_later_response(exc)
         if isinstance(result, web.StreamResponse):
             return result
         if result is None:
@@ -105,6 +117,7 @@ def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
         return json_response(result, status=status)
 
     handler.kwika_roles = roles  # type: ignore[attr-defined]
+    handler.kwika_scan = scan  # type: ignore[attr-defined]  # read by the auth middleware
     return handler
 
 

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Literal
 
 import msgspec
 from aiohttp import web
 
-from engine.accounts import Credentials, NewToken, Registration, TokenInfo, TokenRequest, User
+from engine.accounts import Credentials, Registration, User
+from engine.tokens import NewToken, TokenInfo, TokenRequest, token_expiry
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import ACCOUNTS, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
+from storefront.client import client_ip
 
 api = Api()
 TAG = "accounts"
@@ -26,17 +29,17 @@ class ProviderVerification(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
 
 
 @api.post("/api/auth/register", body=Registration, response=User, status=201, tag=TAG,
-          summary="Create a buyer or provider account", errors=(400, 409, 415, 422))
+          summary="Create a buyer or provider account", errors=(400, 409, 415, 422, 429, 503))
 async def register(request: web.Request, body: Registration) -> User:
-    return await request.app[ACCOUNTS].register(body)
+    return await request.app[ACCOUNTS].register(body, ip=client_ip(request))
 
 
 @api.post("/api/auth/login", body=Credentials, response=LoginResult, tag=TAG,
           summary="Log in: sets the session cookie; send csrf_token as X-CSRF-Token on writes",
-          errors=(400, 401, 415, 422))
+          errors=(400, 401, 415, 422, 429, 503))
 async def login(request: web.Request, body: Credentials) -> web.Response:
     accounts = request.app[ACCOUNTS]
-    user = await accounts.authenticate(body)
+    user = await accounts.authenticate(body, ip=client_ip(request))
     session = await start_session(request, user)
     response = json_response(LoginResult(user=user, csrf_token=session.csrf))
     set_session_cookie(request, response, session)
@@ -52,7 +55,8 @@ async def logout(request: web.Request) -> web.Response:
     return response
 
 
-@api.get("/api/auth/me", roles=(), response=User, tag=TAG, summary="The caller", errors=(401,))
+@api.get("/api/auth/me", roles=(), response=User, tag=TAG, summary="The caller", errors=(401,),
+         scan=True)
 async def me(request: web.Request, user: User) -> User:
     return user
 
@@ -64,10 +68,14 @@ async def list_tokens(request: web.Request, user: User) -> list[TokenInfo]:
 
 
 @api.post("/api/auth/tokens", roles=(), body=TokenRequest, response=NewToken, status=201, tag=TAG,
-          summary="Create an API token (for scanners, integrations); shown once",
-          errors=(400, 401, 403, 415, 422))
+          summary="Create an API token (for scanners, integrations); shown once. Scope read "
+                  "(default), write or scan; optional expires_at or expires_in_days. Needs a "
+                  "login session: tokens cannot make tokens",
+          errors=(400, 401, 403, 415, 422), session_only=True)
 async def create_token(request: web.Request, user: User, body: TokenRequest) -> NewToken:
-    return await request.app[ACCOUNTS].create_token(user.id, body.name)
+    expires_at = token_expiry(body, datetime.now(UTC))
+    return await request.app[ACCOUNTS].create_token(user.id, body.name, scope=body.scope,
+                                                    expires_at=expires_at)
 
 
 @api.delete(r"/api/auth/tokens/{token_id:\d+}", roles=(), tag=TAG, summary="Revoke an API token",

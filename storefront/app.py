@@ -58,9 +58,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[INVENTORY] = Inventory(app[REDIS], app[KEYS], settings.hold_ttl_seconds)
     app[CATALOG] = connect(Catalog(app[DB]), app[INVENTORY])
     app[EVENT_CACHE] = EventCache(app[DB])
-    app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR],
-                             settings.session_ttl_seconds, settings.argon2_memory_kib,
-                             settings.argon2_time_cost)
+    app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR], settings)
     try:
         yield
     finally:

@@ -32,5 +32,6 @@ BACKGROUND = web.AppKey("background", dict)  # name -> asyncio.Task, watched by 
 USER = web.RequestKey("user", User)  # absent or None when anonymous
 SESSION = web.RequestKey("session", Session)
 AUTH = web.RequestKey("auth", str)  # "token" or "session"
+TOKEN_SCOPE = web.RequestKey("token_scope", str)  # "read", "write" or "scan" when AUTH is "token"
 CSRF_ANCHOR = web.RequestKey("csrf_anchor", str)
 SET_CSRF_COOKIE = web.RequestKey("set_csrf_cookie", bool)

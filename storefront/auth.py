@@ -1,6 +1,10 @@
 """Who is asking, and may they: the one authorization layer of every route.
 
-Identity comes from a Bearer API token or a signed session cookie. CSRF: a request that rides on
+Identity comes from a Bearer API token or a signed session cookie. A token acts within its scope
+(`token_allows`): `write` anything its user's role allows, `read` only reads (GET, HEAD, OPTIONS),
+`scan` only the routes declared open to scanners (`scan=True`, e.g. GET /api/auth/me); anything
+else is 403 `insufficient_scope`, checked here before any route runs. Expired tokens are 401.
+Routes declared `session_only` (making API tokens) refuse tokens altogether. CSRF: a request that rides on
 the session cookie and changes something must carry the session's CSRF token (header
 `X-CSRF-Token` or form field `csrf_token`); anonymous form posts (log in, register) carry a token
 bound to a signed `kwika_csrf` cookie. Token-authenticated calls carry no ambient authority and need
@@ -19,12 +23,22 @@ from aiohttp import web
 
 from engine.accounts import Session, User
 from engine.signing import sign, unsign
-from storefront.appkeys import ACCOUNTS, AUTH, CSRF_ANCHOR, SESSION, SET_CSRF_COOKIE, SETTINGS, USER
+from storefront.appkeys import (
+    ACCOUNTS,
+    AUTH,
+    CSRF_ANCHOR,
+    SESSION,
+    SET_CSRF_COOKIE,
+    SETTINGS,
+    TOKEN_SCOPE,
+    USER,
+)
 from storefront.errors import ApiError
 
 SESSION_COOKIE = "kwika_session"
 CSRF_COOKIE = "kwika_csrf"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -58,10 +72,15 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
         scheme, _, token = authorization.partition(" ")
         if scheme.lower() != "bearer" or not token:
             raise ApiError(401, "unauthenticated", "Authorization must be 'Bearer <token>'")
-        user = await accounts.user_for_token(token.strip())
-        if user is None:
+        found = await accounts.user_for_token(token.strip())
+        if found is None:
             raise ApiError(401, "unauthenticated", "the API token is unknown or revoked")
-        request[USER], request[AUTH] = user, "token"
+        user, scope = found
+        scan_route = getattr(request.match_info.handler, "kwika_scan", False)
+        if not token_allows(scope, request.method, scan_route):
+            raise ApiError(403, "insufficient_scope", f"this API token's scope ({scope}) does "
+                           f"not allow {request.method} {request.path}")
+        request[USER], request[AUTH], request[TOKEN_SCOPE] = user, "token", scope
     elif ((cookie := request.cookies.get(SESSION_COOKIE))
           and (sid := unsign(settings.secret_key, "session", cookie))):
         found = await accounts.user_for_session(sid)
@@ -98,13 +117,26 @@ async def _check_csrf(request: web.Request) -> None:
                        "the form's CSRF token is missing or stale; reload the page and try again")
 
 
-def require(request: web.Request, roles: tuple[str, ...]) -> User:
-    """The caller, when they hold one of `roles`; 401 when anonymous, 403 when not allowed."""
+def token_allows(scope: str, method: str, scan_route: bool) -> bool:
+    """Whether a token of `scope` may send `method` to a route (`scan_route`: open to scanners)."""
+    if scope == "write":
+        return True
+    if scope == "read":
+        return method in READS
+    return scope == "scan" and scan_route
+
+
+def require(request: web.Request, roles: tuple[str, ...], *, session_only: bool = False) -> User:
+    """The caller, when they hold one of `roles` (and, with `session_only`, came with a login
+    session rather than an API token); 401 when anonymous, 403 when not allowed."""
     user: User | None = request.get(USER)
     if user is None:
         raise ApiError(401, "unauthenticated", "log in or send an API token")
     if roles and user.role not in roles:
         raise ApiError(403, "forbidden", f"this needs the role {' or '.join(roles)}")
+    if session_only and request.get(AUTH) != "session":
+        raise ApiError(403, "session_required", "this needs a login session; an API token "
+                       "cannot do it (tokens cannot make tokens)")
     return user
 
 

@@ -37,6 +37,8 @@ STATUS: dict[type[e.DomainError], int] = {
     e.InvalidTransition: 409,
     e.Conflict: 409,
     e.Invalid: 422,
+    e.RateLimited: 429,
+    e.Busy: 503,
 }
 
 
@@ -62,6 +64,12 @@ def validation_error(exc: msgspec.ValidationError, where: str = "body") -> ApiEr
     if match:
         return ApiError(422, "invalid", f"{match.group(1)} is required", {match.group(1): "required"})
     return ApiError(422, "invalid", text)
+
+
+def try_later_response(exc: e.TryLater) -> web.Response:
+    """The error shape of a refusal that lifts by itself, with its `Retry-After`."""
+    return error_response(status_for(exc), exc.code, exc.message, exc.fields,
+                          headers={"Retry-After": str(exc.retry_after)})
 
 
 def status_for(exc: e.DomainError) -> int:

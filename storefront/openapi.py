@@ -13,7 +13,9 @@ from storefront.errors import ErrorBody
 
 _REASONS = {400: "Malformed request", 401: "Not logged in", 403: "Not allowed", 404: "Not found",
             409: "Conflicts with the current state", 413: "Body too large",
-            415: "Body is not JSON", 422: "Invalid input"}
+            415: "Body is not JSON", 422: "Invalid input",
+            429: "Too many attempts; retry after Retry-After seconds",
+            503: "Busy; retry after Retry-After seconds"}
 
 
 # `{name}` or `{name:regex}`; the regex may itself hold `{m,n}` quantifiers

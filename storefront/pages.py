@@ -17,6 +17,7 @@ from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
+from storefront.client import client_ip
 from storefront.errors import validation_error
 from storefront.render import render
 
@@ -109,7 +110,7 @@ async def login_submit(request: web.Request) -> web.Response:
     email, next_url = str(form.get("email", "")), _safe_next(str(form.get("next", "")))
     try:
         creds = msgspec.convert({"email": email, "password": str(form.get("password", ""))}, Credentials)
-        user = await request.app[ACCOUNTS].authenticate(creds)
+        user = await request.app[ACCOUNTS].authenticate(creds, ip=client_ip(request))
     except (msgspec.ValidationError, DomainError) as exc:
         message = exc.message if isinstance(exc, DomainError) else "enter your email and password"
         return render(request, "accounts/login.html",
@@ -130,7 +131,7 @@ async def register_submit(request: web.Request) -> web.Response:
     form = {k: str(v) for k, v in (await request.post()).items() if k != "csrf_token" and v != ""}
     try:
         data = msgspec.convert(form, Registration)
-        user = await request.app[ACCOUNTS].register(data)
+        user = await request.app[ACCOUNTS].register(data, ip=client_ip(request))
     except msgspec.ValidationError as exc:
         err = validation_error(exc)
         return render(request, "accounts/register.html",

@@ -65,9 +65,12 @@ async def tables(database_url: str) -> list[str]:
 async def settings(services: Services, database_url: str, tables: list[str]) -> AsyncIterator[Settings]:
     """Settings for one test: its own Redis key prefix; tables emptied after the test."""
     prefix = f"kwt{uuid.uuid4().hex[:10]}"
+    # every test client is 127.0.0.1: per-address limits are lifted here (tests of those limits
+    # set their own), the per-account ones keep their production defaults
     yield load_settings({}, redis_url=services.redis_url, database_url=database_url,
                         redis_prefix=prefix, secret_key="test-secret-key-0123456789",
-                        argon2_memory_kib=1024, argon2_time_cost=1, log_json=False)
+                        argon2_memory_kib=1024, argon2_time_cost=1, log_json=False,
+                        login_per_ip_per_minute=100_000, register_per_ip_per_minute=100_000)
     conn = await asyncpg.connect(database_url)
     await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     await conn.close()

@@ -104,12 +104,15 @@ async def test_another_sessions_csrf_token_does_not_work(client, factory, db):
 
 
 async def test_bearer_requests_need_no_csrf_even_with_a_cookie(client, factory, db):
-    actor = await factory.user("buyer")
+    actor = await factory.user("provider")
     await login_with_cookie(client, actor.user["email"])
-    resp = await client.post("/api/auth/tokens", json={"name": "via token"}, headers=actor.h)
+    starts = "2031-01-01T18:00:00+00:00"
+    body = {"title": "Via token", "starts_at": starts, "ends_at": "2031-01-01T20:00:00+00:00"}
+    resp = await client.post("/api/provider/events", json=body, headers=actor.h)
     assert resp.status == 201, await resp.text()
     client.session.cookie_jar.clear()
-    resp = await client.post("/api/auth/tokens", json={"name": "no cookie"}, headers=actor.h)
+    resp = await client.post("/api/provider/events", json={**body, "title": "No cookie"},
+                             headers=actor.h)
     assert resp.status == 201
 
 

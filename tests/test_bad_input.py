@@ -37,7 +37,15 @@ async def world(client, factory) -> dict[str, Any]:
     section = await factory.section(provider, event["id"], package["id"])
     resp = await client.post(f"{EV}/{event['id']}/publish", headers=provider.h)
     assert resp.status == 200
-    return {"provider": provider, "event": event, "package": package, "section": section}
+    # tokens are made from a login session only: keep its cookie and CSRF token as headers
+    resp = await client.post("/api/auth/login", json={"email": provider.user["email"],
+                                                      "password": PASSWORD})
+    assert resp.status == 200
+    session = {"Cookie": f"kwika_session={resp.cookies['kwika_session'].value}",
+               "X-CSRF-Token": (await resp.json())["csrf_token"]}
+    client.session.cookie_jar.clear()
+    return {"provider": provider, "event": event, "package": package, "section": section,
+            "session": session}
 
 
 @pytest.fixture
@@ -62,7 +70,7 @@ def routes(world) -> dict[str, Route]:
             "email": "newcomer@example.test", "name": "Newcomer", "password": "long enough pw"}),
         "login": Route("POST", "/api/auth/login", {}, {
             "email": provider.user["email"], "password": PASSWORD}),
-        "create_token": Route("POST", "/api/auth/tokens", provider.h, {"name": "scanner"}),
+        "create_token": Route("POST", "/api/auth/tokens", world["session"], {"name": "scanner"}),
     }
 
 

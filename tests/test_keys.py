@@ -28,12 +28,31 @@ def test_default_prefix_is_kw():
 def test_account_keys():
     k = Keys("kwt1")
     assert k.session("S1d") == "kwt1:session:S1d"
-    assert k.login_failures("ann@example.test") == "kwt1:loginfail:ann@example.test"
+    assert k.login_account("ann@example.test") == "kwt1:{login:ann@example.test}:account"
+    assert k.login_address("ann@example.test", "10.0.0.1") == \
+        "kwt1:{login:ann@example.test}:address:10.0.0.1"
+    assert k.login_known("ann@example.test") == "kwt1:{login:ann@example.test}:known"
+    assert k.attempts_from("login", "::1") == "kwt1:attempts:login:::1"
+    assert k.attempts_from("register", "::1") != k.attempts_from("login", "::1")
 
 
-def test_login_failure_keys_are_case_insensitive():
+def test_login_keys_are_case_insensitive():
     k = Keys("p")
-    assert k.login_failures("Ann@Example.TEST") == k.login_failures("ann@example.test")
+    assert k.login_account("Ann@Example.TEST") == k.login_account(" ann@example.test")
+    assert k.login_known("Ann@Example.TEST") == k.login_known("ann@example.test")
+    assert k.login_address("ANN@example.test", "1.2.3.4") == k.login_address("ann@example.test", "1.2.3.4")
+
+
+def test_login_keys_of_one_account_share_one_slot_whatever_the_input():
+    k = Keys("kw")
+    for email, address in [("ann@example.test", "10.0.0.1"), ("a{ev:1}b@x.y", "1.2.3.4"),
+                           ("}{@x.y", "{ev:2}"), ("a%7Bb@x.y", "::1")]:
+        keys = [k.login_account(email), k.login_address(email, address), k.login_known(email)]
+        tags = {_slot_tag(key) for key in keys}
+        assert len(tags) == 1, keys
+        tag = tags.pop()
+        assert tag.startswith("login:") and "{" not in tag and "}" not in tag
+    assert k.login_account("a{b@x.y") != k.login_account("a%7Bb@x.y")  # escaping is one-to-one
 
 
 def test_event_tag_and_event_keys():
@@ -67,13 +86,13 @@ def test_cross_event_keys_carry_no_event_tag():
 def test_account_keys_carry_no_hash_tag_even_for_odd_emails():
     """A `{` in user input must not pin keys to an attacker-chosen slot or an event's slot."""
     k = Keys("kw")
-    for key in (k.login_failures("a{ev:1}b@example.test"), k.session("abc")):
+    for key in (k.attempts_from("login", "a{ev:1}b"), k.session("abc")):
         assert _slot_tag(key) == key
 
 
 def test_prefix_separates_namespaces():
     a, b = Keys("kwa"), Keys("kwb")
-    for build in (lambda k: k.session("x"), lambda k: k.login_failures("x@y.z"),
+    for build in (lambda k: k.session("x"), lambda k: k.login_account("x@y.z"),
                   lambda k: k.event(1, "stock"), lambda k: k.events_on_sale()):
         assert build(a).startswith("kwa:") and build(b).startswith("kwb:")
         assert build(a) != build(b)
@@ -89,9 +108,9 @@ def _sample_args(fn) -> list:
 def test_every_builder_stays_under_the_prefix_and_tags_event_keys():
     k = Keys("kwz")
     builders = [n for n in dir(Keys) if not n.startswith("_") and callable(getattr(Keys, n))]
-    assert {"session", "login_failures", "event", "event_tag", "events_on_sale"} <= set(builders)
+    assert {"session", "login_account", "event", "event_tag", "events_on_sale"} <= set(builders)
     for name in builders:
-        if name == "event_tag":
+        if name in ("event_tag", "login_tag"):
             continue
         fn = getattr(k, name)
         built = fn(*_sample_args(getattr(Keys, name)))

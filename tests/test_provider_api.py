@@ -680,18 +680,27 @@ async def foreign_requests(client, factory, owner) -> tuple[dict, list[tuple[str
 
 
 async def test_another_providers_event_is_off_limits(client, factory, provider, other, db):
-    _, requests = await foreign_requests(client, factory, provider)
+    """Another provider's event answers exactly as a missing one does (404), so ids cannot be
+    probed for existence."""
+    event, requests = await foreign_requests(client, factory, provider)
+    missing = await db.fetchval("SELECT max(id) + 1000 FROM events")
     before = await snapshot(db)
     for method, url, body in requests:
         kwargs = {"json": body} if body is not None else {}
         resp = await client.request(method, url, headers=other.h, **kwargs)
-        err = await error_of(resp, 403)
+        err = await error_of(resp, 404, "not_found")
         assert "Hijacked" not in err["message"], (method, url)
+        absent = await client.request(method, url.replace(f"/{event['id']}", f"/{missing}", 1),
+                                      headers=other.h, **kwargs)
+        assert absent.status == 404
+        assert err == {**await absent.json(), "message": err["message"]}
+        assert err["message"] == (await absent.json())["message"].replace(str(missing),
+                                                                          str(event["id"]))
     assert await snapshot(db) == before
 
 
 async def test_ownership_is_checked_before_the_input_rules(client, factory, provider, other, db):
-    """Another provider's broken request is refused as not theirs (403), not judged (422)."""
+    """Another provider's broken request is refused as not theirs (404), not judged (422)."""
     event, package = await seated(factory, provider)
     section = await factory.section(provider, event["id"], package["id"])
     url = f"{EV}/{event['id']}"
@@ -707,7 +716,7 @@ async def test_ownership_is_checked_before_the_input_rules(client, factory, prov
         ("POST", f"{url}/seats/block", {"seat_ids": [seat, seat]}),
     ]:
         resp = await client.request(method, path, json=body, headers=other.h)
-        await error_of(resp, 403)
+        await error_of(resp, 404, "not_found")
     assert await snapshot(db) == before
 
 
