@@ -20,13 +20,18 @@ import asyncpg
 import redis.asyncio as redis
 
 from engine.audit import audit
-from engine.inventory import HoldRefused, Inventory
+from engine.inventory import HoldLimits, HoldRefused, Inventory
 from engine.keys import Keys
 from loadtests import pg_baseline
 from loadtests.common import HEADER, REPORTS, PrivateRedis, Result
 from tests.inventory_helpers import event, package
 
 CONCURRENCY = (1, 50, 500)
+# the rate limits a storefront applies, generous enough never to refuse here: their cost is in
+# every figure (one client address, as from a single load generator)
+LIMITS = HoldLimits(client="127.0.0.1", buyer=(10, 10), ip=(1_000_000, 1_000_000),
+                    guest=(1_000_000, 1_000_000))
+LIMITS_JSON = '{"buyer":[10,10],"ip":[1000000,1000000],"guest":[1000000,1000000]}'
 
 
 async def drive(name: str, concurrency: int, seconds: float, call) -> Result:
@@ -63,7 +68,8 @@ async def engine_runs(url: str, seconds: float) -> list[Result]:
         pkg = package(ev.id, capacity=50_000_000, max_per_order=10)
         await inv.load(ev, [pkg], None)
         r = await drive("engine (Lua hold, auto-pipelined)", c, seconds,
-                        lambda buyer, inv=inv, ev=ev, pkg=pkg: inv.hold(ev.id, buyer, {pkg.id: 1}))
+                        lambda buyer, inv=inv, ev=ev, pkg=pkg: inv.hold(ev.id, f"u:{buyer}", {pkg.id: 1},
+                                                                        limits=LIMITS))
         stock = (await inv.availability(ev.id)).packages[pkg.id]
         assert stock.held == r.ops and stock.available + stock.held == stock.capacity, stock
         assert await audit(inv, ev.id) == []
@@ -83,8 +89,8 @@ async def oversell_run(url: str) -> Result:
     pkg = package(ev.id, capacity=5_000)
     await inv.load(ev, [pkg], None)
     t0 = time.perf_counter()
-    outcomes = await asyncio.gather(*[inv.hold(ev.id, f"b{i}", {pkg.id: 1}) for i in range(20_000)],
-                                    return_exceptions=True)
+    outcomes = await asyncio.gather(*[inv.hold(ev.id, f"u:{i}", {pkg.id: 1}, limits=LIMITS)
+                                      for i in range(20_000)], return_exceptions=True)
     elapsed = time.perf_counter() - t0
     won = sum(not isinstance(o, Exception) for o in outcomes)
     stock = (await inv.availability(ev.id)).packages[pkg.id]
@@ -134,12 +140,14 @@ def redis_ceiling(port: int, total: int = 200_000) -> list[Result]:
 
     asyncio.run(load())
     keys = [Keys("ceiling").event(ev.id, k) for k in EVENT_KEYS]
+    keys += list(Keys("ceiling").hold_buckets(ev.id, "bench", "127.0.0.1"))
     results = []
     for pipeline in (1, 16):
         out = subprocess.run(
             ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(total), "-P", str(pipeline),
              "-r", "1000000000", "--csv", "EVALSHA", script.sha, str(len(keys)), *keys,
-             "H-__rand_int__", "buyer-__rand_int__", "900000", f'{{"ga":[[{pkg.id},1]],"seats":[]}}', "20"],
+             f"H{ev.id}-__rand_int__", "u:__rand_int__", "900000",
+             f'{{"ga":[[{pkg.id},1]],"seats":[]}}', "20", LIMITS_JSON, "0"],
             capture_output=True, text=True, check=True)
         line = [x for x in out.stdout.splitlines() if x.startswith('"EVALSHA')][-1]
         # "name",rps,avg,min,p50,p95,p99,max (the name holds commas of its own)

@@ -391,7 +391,7 @@ async def test_an_order_number_names_one_hold(inv):
     ({i: 1 for i in range(1, 60)}, []), ({"1": 1}, []),
 ])
 async def test_the_engine_refuses_malformed_holds_before_redis(inv, items, seats):
-    ev, pkg, _ = await loaded(inv, capacity=10)
+    ev, _pkg, _ = await loaded(inv, capacity=10)
     with pytest.raises(Invalid):
         await inv.hold(ev.id, "u:a", items, seats)
     await check_invariants(inv, ev.id)

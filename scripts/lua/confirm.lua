@@ -58,7 +58,7 @@ local sold_as = redis.call('HGET', K.sales, 'hold:' .. hold_id)
 if sold_as then return refuse('hold_already_sold', {order = sold_as}) end
 
 local now = now_ms()
-local status = redis.call('HGET', K.meta, 'status')
+local status, _, buyer_cap = event_meta()
 local raw = redis.call('HGET', K.holds, hold_id)
 local hold, retaken
 if raw and cjson.decode(raw).expires > now then
@@ -95,7 +95,7 @@ else
   if #order == 0 then return refuse('bad_input', {argument = 'items'}) end
   if #taken > 0 then return refuse('stock_gone', {seat_ids = taken}) end
   for _, pid in ipairs(order) do lines[#lines + 1] = {pid, want[pid]} end
-  local refused = check_take(lines, buyer, now, true)
+  local refused = check_take(lines, buyer, now, true, buyer_cap)
   if refused then return refused end
   for _, line in ipairs(lines) do
     local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')

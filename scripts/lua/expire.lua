@@ -8,8 +8,8 @@
 local limit = int_in(ARGV[1], 1, 1000)
 if not limit then return refuse('bad_input', {argument = 'limit'}) end
 local now = now_ms()
-local expired = expire_due(now, limit)
 local status = redis.call('HGET', K.meta, 'status') or false
+local expired = expire_due(now, limit, status)
 local due
 if status == 'closed' then
   due = redis.call('ZCARD', K.expiry)

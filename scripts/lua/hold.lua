@@ -2,8 +2,8 @@
 -- A buyer has at most one live hold (basket) per event; the buyer's tickets in the event (held
 -- and bought, all packages) stay within the event's buyer_cap and each package's limit.
 -- KEYS[1..11] the event keys of includes/common.lua
--- KEYS[12] the buyer's hold-rate bucket, KEYS[13] the client address's hold-rate bucket,
--- KEYS[14] the client address's new-guest bucket (all of this event, see includes/ratelimit.lua)
+-- KEYS[12] the buyer's hold-rate limit, KEYS[13] the client address's hold-rate limit,
+-- KEYS[14] the client address's new-guest limit (all of this event, see includes/ratelimit.lua)
 -- ARGV[1] hold id `H<event>-<token>` (chosen by the caller; a retry with the same id and buyer
 --         returns the same hold; an id already sold answers hold_already_sold)
 -- ARGV[2] buyer key (`u:<user id>` or `g:<guest id>`)
@@ -11,7 +11,7 @@
 -- ARGV[4] JSON {"ga": [[package_id, quantity], ...], "seats": [seat_id, ...]}
 -- ARGV[5] how many due holds to expire first (lazy expiry)
 -- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [...], "guest": [...]} (burst 0: no limit)
--- ARGV[7] "1" when the buyer is a guest identity minted for this request (spends a KEYS[14] token)
+-- ARGV[7] "1" when the buyer is a guest identity minted for this request (passes KEYS[14] too)
 -- returns JSON {ok = true, hold = {...}, replay = bool} or {ok = false, reason = ..., ...details};
 -- invalid arguments answer reason 'bad_input' before anything is written.
 --- @include "common"
@@ -46,7 +46,8 @@ for i, scope in ipairs({'buyer', 'ip', 'guest'}) do
 end
 
 local now = now_ms()
-expire_due(now, expire_first)
+local status, guests, buyer_cap = event_meta()
+expire_due(now, expire_first, status)
 
 local existing = redis.call('HGET', K.holds, hold_id)
 if existing then
@@ -60,12 +61,9 @@ if sold_as then return refuse('hold_already_sold', {order = sold_as}) end
 local wait = take_tokens(buckets, now)
 if wait > 0 then return refuse('rate_limited', {retry_after_ms = wait}) end
 
-local status = redis.call('HGET', K.meta, 'status')
 if not status then return refuse('not_loaded') end
 if status ~= 'on_sale' then return refuse('not_on_sale', {status = status}) end
-if string.sub(buyer, 1, 2) == 'g:' and redis.call('HGET', K.meta, 'guests') == '0' then
-  return refuse('login_required')
-end
+if not guests and string.sub(buyer, 1, 2) == 'g:' then return refuse('login_required') end
 local basket = redis.call('HGET', K.baskets, buyer)
 if basket then
   if redis.call('HEXISTS', K.holds, basket) == 1 then
@@ -112,7 +110,7 @@ if #order == 0 then return refuse('empty') end
 
 local lines = {}
 for _, pid in ipairs(order) do lines[#lines + 1] = {pid, want[pid]} end
-local refused = check_take(lines, buyer, now, true)
+local refused = check_take(lines, buyer, now, true, buyer_cap)
 if refused then return refused end
 for _, line in ipairs(lines) do
   local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')

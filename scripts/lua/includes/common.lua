@@ -96,14 +96,26 @@ local function buyer_has(buyer, pid)
   return tonumber(redis.call('HGET', K.buyers, buyer .. '|' .. pid) or '0')
 end
 
+local conf_cache = {}
 local function package_conf(pid)
-  local raw = redis.call('HGET', K.pkgs, tostring(pid))
-  return raw and cjson.decode(raw) or nil
+  pid = tostring(pid)
+  if conf_cache[pid] == nil then
+    local raw = redis.call('HGET', K.pkgs, pid)
+    conf_cache[pid] = raw and cjson.decode(raw) or false
+  end
+  return conf_cache[pid] or nil
+end
+
+-- The event's status, guest checkout (1 | 0) and buyer cap (0: none), in one read.
+local function event_meta()
+  local m = redis.call('HMGET', K.meta, 'status', 'guests', 'buyer_cap')
+  return m[1], m[2] ~= '0', tonumber(m[3] or '0')
 end
 
 -- Can `buyer` take `lines` ({package, quantity} pairs) right now? nil when yes, else the refusal.
--- `sale_rules` false skips the sale window and order size (a live hold being paid for).
-local function check_take(lines, buyer, now, sale_rules)
+-- `sale_rules` false skips the sale window and order size (a live hold being paid for); `cap` is
+-- the event's buyer cap (0: none).
+local function check_take(lines, buyer, now, sale_rules, cap)
   local total = 0
   for _, line in ipairs(lines) do
     local pid, qty = line[1], line[2]
@@ -126,7 +138,6 @@ local function check_take(lines, buyer, now, sale_rules)
     end
     total = total + qty
   end
-  local cap = tonumber(redis.call('HGET', K.meta, 'buyer_cap') or '0')
   if cap > 0 then
     local have = buyer_has(buyer, '*')
     if have + total > cap then
@@ -174,9 +185,9 @@ end
 
 -- Expire up to `limit` holds whose time is up; each is returned exactly once. When the event is
 -- closed (cancelled or completed), every live hold is due.
-local function expire_due(now, limit)
+local function expire_due(now, limit, status)
   local due
-  if redis.call('HGET', K.meta, 'status') == 'closed' then
+  if status == 'closed' then
     due = redis.call('ZRANGE', K.expiry, 0, limit - 1)
   else
     due = redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit)
