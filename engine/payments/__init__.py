@@ -1,0 +1,1 @@
+"""Payment gateways behind one interface (base.py), one module per gateway."""
