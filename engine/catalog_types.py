@@ -64,6 +64,7 @@ class EventCreate(Input):
     uses_waiting_room: bool = False
     currency: Currency = "MWK"
     max_tickets_per_buyer: BuyerCap = 10
+    service_fee: Money = 0  # per ticket, minor units, shown before paying
 
 
 class EventUpdate(Input):
@@ -85,6 +86,7 @@ class EventUpdate(Input):
     uses_waiting_room: bool | UnsetType = UNSET
     currency: Currency | UnsetType = UNSET
     max_tickets_per_buyer: BuyerCap | UnsetType = UNSET
+    service_fee: Money | UnsetType = UNSET
 
 
 class Postpone(Input):
@@ -195,6 +197,7 @@ class Event(Struct, kw_only=True):
     uses_waiting_room: bool
     currency: str
     max_tickets_per_buyer: int
+    service_fee: int
     tickets_sold: int
     published_at: datetime | None
     created_at: datetime

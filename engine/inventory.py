@@ -265,6 +265,12 @@ class Inventory:
         self.scripts: dict[str, Script] = {name: load_script(name) for name in SCRIPTS}
         self._event_keys: dict[int, tuple[str, ...]] = {}
 
+    def add_script(self, name: str) -> None:
+        """Make one more script of scripts/lua/ callable through this inventory's runner (the
+        order drafts' scripts share the event keys and the runner)."""
+        if name not in self.scripts:
+            self.scripts[name] = load_script(name)
+
     def event_keys(self, event_id: int) -> tuple[str, ...]:
         keys = self._event_keys.get(event_id)
         if keys is None:

@@ -86,6 +86,10 @@ class Keys:
                 self.event(event_id, f"rl:guest:{where}"))
 
     # --- cross-event ----------------------------------------------------------------------
+    def order(self, order_number: str) -> str:
+        """Where an order's draft is: "<event id>:<hold id>" (engine/orders.py)."""
+        return f"{self.prefix}:order:{_untag(order_number)}"
+
     def events_on_sale(self) -> str:
         """Set of event ids whose stock is loaded (never touched inside an event's script)."""
         return f"{self.prefix}:events:on_sale"

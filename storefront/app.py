@@ -17,6 +17,8 @@ from engine.db import create_pool
 from engine.inventory import Inventory
 from engine.keys import Keys
 from engine.onsale import connect, reconcile_once
+from engine.orders import Orders
+from engine.payments.service import Payments
 from engine.settings import Settings
 from engine.sweeper import sweep_forever
 from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
@@ -28,19 +30,24 @@ from storefront.appkeys import (
     DB,
     EVENT_CACHE,
     EXECUTOR,
+    GATEWAYS,
     INVENTORY,
     KEYS,
+    ORDERS,
+    PAYMENTS,
     REDIS,
     SETTINGS,
     TEMPLATES,
 )
 from storefront.auth import auth_middleware
+from storefront.buy import api as api_buy
+from storefront.buy import webhooks
 from storefront.event_cache import EventCache
 from storefront.middleware import error_middleware, request_id_middleware
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
-API_MODULES = (api_public, api_holds, api_accounts, api_provider)
+API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
@@ -58,6 +65,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[INVENTORY] = Inventory(app[REDIS], app[KEYS], settings.hold_ttl_seconds)
     app[CATALOG] = connect(Catalog(app[DB]), app[INVENTORY])
     app[EVENT_CACHE] = EventCache(app[DB])
+    app[ORDERS] = Orders(app[INVENTORY])
+    app[PAYMENTS] = Payments(app[DB], app[INVENTORY], app[ORDERS], app[GATEWAYS])
     app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR], settings)
     try:
         yield
@@ -97,6 +106,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     app[KEYS] = Keys(settings.redis_prefix)
     app[TEMPLATES] = make_environment(HERE / "templates")
     app[BACKGROUND] = {}
+    app[GATEWAYS] = {}  # filled from the settings at start-up; tests may add their own
     app.cleanup_ctx.append(_resources)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
@@ -109,6 +119,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
 
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_routes(ops.routes)
+    app.router.add_routes(webhooks.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app

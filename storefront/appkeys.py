@@ -13,6 +13,8 @@ from engine.accounts import Accounts, Session, User
 from engine.catalog import Catalog
 from engine.inventory import Inventory
 from engine.keys import Keys
+from engine.orders import Orders
+from engine.payments.service import Payments
 from engine.settings import Settings
 from storefront.event_cache import EventCache
 
@@ -27,6 +29,9 @@ TEMPLATES = web.AppKey("templates", jinja2.Environment)
 INVENTORY = web.AppKey("inventory", Inventory)
 EVENT_CACHE = web.AppKey("event_cache", EventCache)
 BACKGROUND = web.AppKey("background", dict)  # name -> asyncio.Task, watched by /readyz
+ORDERS = web.AppKey("orders", Orders)
+PAYMENTS = web.AppKey("payments", Payments)
+GATEWAYS = web.AppKey("gateways", dict)  # name -> engine.payments.base.Gateway
 
 # per-request storage, filled by the auth middleware
 USER = web.RequestKey("user", User)  # absent or None when anonymous

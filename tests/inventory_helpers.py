@@ -22,7 +22,7 @@ def event(event_id: int | None = None, status: str = "published", seated: bool =
         venue="", address="", city="", latitude=None, longitude=None, starts_at=NOW + timedelta(days=9),
         ends_at=NOW + timedelta(days=10), timezone="UTC", cover_image_url=None, status=status,
         requires_seating=seated, allow_guest_checkout=guests, uses_waiting_room=False, currency="MWK",
-        max_tickets_per_buyer=buyer_cap, tickets_sold=0, published_at=NOW, created_at=NOW, updated_at=NOW)
+        max_tickets_per_buyer=buyer_cap, service_fee=0, tickets_sold=0, published_at=NOW, created_at=NOW, updated_at=NOW)
 
 
 def package(event_id: int, capacity: int = 100, price: int = 1000, **kw) -> t.Package:

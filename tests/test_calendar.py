@@ -29,7 +29,7 @@ def event(**fields: Any) -> t.Event:
         "ends_at": datetime(2026, 9, 27, 23, 0, tzinfo=BLANTYRE),
         "timezone": "Africa/Blantyre", "cover_image_url": None, "status": "published",
         "requires_seating": False, "allow_guest_checkout": True, "uses_waiting_room": False,
-        "currency": "MWK", "max_tickets_per_buyer": 10, "tickets_sold": 0, "published_at": NOW,
+        "currency": "MWK", "max_tickets_per_buyer": 10, "service_fee": 0, "tickets_sold": 0, "published_at": NOW,
         "created_at": NOW, "updated_at": NOW, **fields}
     return t.Event(**values)
 

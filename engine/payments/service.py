@@ -1,0 +1,213 @@
+"""Taking money for orders: start a payment attempt with a gateway, and settle what gateways report
+(webhooks, status checks) exactly once, in Postgres before the gateway is answered.
+
+Settling a succeeded payment sells the order's hold through the inventory's confirm script (which
+appends the sale to the event's orders stream); when that cannot be done (the hold lapsed and
+its tickets are gone, the amount does not match, the order was already paid) the payment is
+marked `refund_due` and the order says so. Payment states move forward only: a failure reported
+after a success (webhooks arrive out of order) changes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+
+import asyncpg
+import msgspec
+
+from engine.errors import Conflict, Invalid
+from engine.inventory import HoldRefused, Inventory
+from engine.orders import OrderDraft, Orders, order_of_reference
+from engine.payments.base import (
+    Customer,
+    Gateway,
+    GatewayError,
+    PaymentRequest,
+    PaymentStatus,
+    WebhookEvent,
+)
+
+log = logging.getLogger(__name__)
+FINAL = ("succeeded", "refund_due", "refunded")
+
+
+class PaymentRefused(Conflict):
+    """The gateway would not start the payment; the buyer may try again or another way."""
+
+
+class Payments:
+    def __init__(self, pool: asyncpg.Pool, inventory: Inventory, orders: Orders,
+                 gateways: Mapping[str, Gateway], *, push_hold_seconds: int = 300,
+                 longest_hold_seconds: int = 1800):
+        self.pool = pool
+        self.inventory = inventory
+        self.orders = orders
+        self.gateways = gateways
+        self.push_hold_seconds = push_hold_seconds
+        self.longest_hold_seconds = longest_hold_seconds
+
+    def gateway(self, name: str) -> Gateway:
+        gateway = self.gateways.get(name)
+        if gateway is None:
+            raise Invalid(f"unknown payment gateway {name!r}; choose one of "
+                          f"{', '.join(sorted(self.gateways)) or 'none configured'}",
+                          code="unknown_gateway", fields={"gateway": "unknown"})
+        return gateway
+
+    # --- starting -----------------------------------------------------------------------------
+    async def start(self, event_id: int, hold_id: str, buyer: str, gateway_name: str, method: str,
+                    *, return_url: str, description: str, network: str | None = None,
+                    phone: str | None = None) -> tuple[OrderDraft, str]:
+        """Begin paying for the draft of `hold_id`; returns the draft (whose attempt carries
+        what the buyer does next) and the attempt's reference. One attempt at a time."""
+        gateway = self.gateway(gateway_name)
+        if method not in gateway.methods:
+            raise Invalid(f"{gateway_name} does not take {method} payments",
+                          code="unsupported_method", fields={"method": "not offered"})
+        draft, reference, _ = await self.orders.begin_payment(event_id, hold_id, buyer,
+                                                             gateway_name, method)
+        if draft.total == 0:  # free tickets: nothing to collect, the sale is made at once
+            status = PaymentStatus(reference=reference, gateway_ref=reference, state="succeeded",
+                                   amount=0, currency=draft.currency, method="free")
+            await self.settle(WebhookEvent(gateway=gateway_name, event_id=f"free:{reference}",
+                                           status=status), b"{}")
+            return await self.orders.get(draft.order_number), reference
+        if method == "mobile_money":  # the buyer is typing a PIN: the tickets must not lapse
+            await self.orders.extend_hold(event_id, hold_id, buyer, self.push_hold_seconds,
+                                          self.longest_hold_seconds)
+        request = PaymentRequest(
+            reference=reference, order_number=draft.order_number, event_id=event_id,
+            amount=draft.total, currency=draft.currency, method=method,
+            customer=Customer(name=draft.billing.name, email=draft.billing.email,
+                              phone=phone or draft.billing.phone),
+            return_url=return_url, description=description, network=network)
+        try:
+            started = await gateway.create_payment(request)
+        except GatewayError as exc:
+            await self.orders.record_payment(event_id, hold_id, reference, "failed", reason=exc.message)
+            raise PaymentRefused(f"the payment could not be started: {exc.message}",
+                                 code="payment_not_started") from None
+        except Exception:
+            await self.orders.record_payment(event_id, hold_id, reference, "failed",
+                                             reason="the gateway could not be reached")
+            raise
+        draft = await self.orders.record_payment(event_id, hold_id, reference, "pending",
+                                                 gateway_ref=started.gateway_ref, action=started.action)
+        return draft, reference
+
+    # --- settling -----------------------------------------------------------------------------
+    async def settle(self, event: WebhookEvent, body: bytes) -> str:
+        """Record a verified gateway event and act on it, exactly once per (gateway, event id):
+        a repeat, also one delivered concurrently, answers "duplicate" and changes nothing."""
+        status = event.status
+        async with self.pool.acquire() as conn, conn.transaction():
+            row_id = await conn.fetchval(
+                "INSERT INTO payment_events (gateway, event_id, reference, state, body) "
+                "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (gateway, event_id) DO NOTHING RETURNING id",
+                event.gateway, event.event_id, status.reference, status.state, body)
+            if row_id is None:  # seen before: processed already, or left unprocessed by a crash
+                row = await conn.fetchrow(
+                    "SELECT id, processed_at FROM payment_events WHERE gateway = $1 AND event_id = $2 "
+                    "FOR UPDATE", event.gateway, event.event_id)
+                if row["processed_at"] is not None:
+                    return "duplicate"
+                row_id = row["id"]
+            outcome = await self._apply(conn, event.gateway, status)
+            await conn.execute("UPDATE payment_events SET processed_at = now(), outcome = $2 "
+                               "WHERE id = $1", row_id, outcome)
+        return outcome
+
+    async def _apply(self, conn: asyncpg.Connection, gateway: str, status: PaymentStatus) -> str:
+        order_number = order_of_reference(status.reference) or status.reference
+        # one order's payments settle one at a time (two attempts succeeding together)
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order_number)
+        draft = await self.orders.find(order_number)
+        current = await conn.fetchval("SELECT state FROM payments WHERE reference = $1 FOR UPDATE",
+                                      status.reference)
+        if current in FINAL:
+            return f"already {current}"
+        if status.state in ("pending", "failed"):
+            if current == status.state or (current == "failed" and status.state == "pending"):
+                return f"already {current}"
+            await self._record(conn, gateway, status, draft, status.state, status.reason)
+            if draft is not None:
+                await self._note(draft, status, status.state)
+            return status.state
+        state, reason = await self._sell(conn, draft, status)
+        await self._record(conn, gateway, status, draft, state, reason)
+        if draft is not None:
+            await self._note(draft, status, "succeeded",
+                             order_status="paid" if state == "succeeded" else "refund_due")
+        if state == "refund_due":
+            log.warning("payment %s of order %s is to be refunded: %s", status.reference,
+                        order_number, reason)
+        return state
+
+    async def _sell(self, conn: asyncpg.Connection, draft: OrderDraft | None,
+                    status: PaymentStatus) -> tuple[str, str | None]:
+        """Sell the order a succeeded payment pays for: ('succeeded', None), or ('refund_due', why)."""
+        if draft is None:
+            return "refund_due", "no order matches this payment"
+        if status.amount != draft.total or status.currency.strip() != draft.currency:
+            return "refund_due", (f"paid {status.amount} {status.currency}, the order is "
+                                  f"{draft.total} {draft.currency}")
+        other = await conn.fetchval(
+            "SELECT reference FROM payments WHERE order_number = $1 AND state = 'succeeded' "
+            "AND reference <> $2", draft.order_number, status.reference)
+        if other is not None:
+            return "refund_due", f"the order was already paid by {other}"
+        try:
+            await self.inventory.confirm(draft.event_id, draft.as_hold(), draft.order_number, extra={
+                "payment": status.reference, "gateway_ref": status.gateway_ref,
+                "amount": status.amount, "currency": draft.currency})
+        except HoldRefused as refused:
+            return "refund_due", str(refused)
+        return "succeeded", None
+
+    async def _record(self, conn: asyncpg.Connection, gateway: str, status: PaymentStatus,
+                      draft: OrderDraft | None, state: str, reason: str | None) -> None:
+        await conn.execute(
+            """INSERT INTO payments (reference, gateway, gateway_ref, order_number, event_id, hold_id,
+                                     buyer, method, amount, currency, state, reason, succeeded_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                       CASE WHEN $11 IN ('succeeded', 'refund_due') THEN now() END)
+               ON CONFLICT (reference) DO UPDATE SET state = $11, reason = $12,
+                   gateway_ref = coalesce(excluded.gateway_ref, payments.gateway_ref),
+                   amount = $9, updated_at = now(),
+                   succeeded_at = coalesce(payments.succeeded_at, excluded.succeeded_at)""",
+            status.reference, gateway, status.gateway_ref,
+            draft.order_number if draft else (order_of_reference(status.reference) or status.reference),
+            draft.event_id if draft else None, draft.hold_id if draft else None,
+            draft.buyer if draft else None, status.method, status.amount, status.currency[:3],
+            state, reason)
+
+    async def _note(self, draft: OrderDraft, status: PaymentStatus, state: str,
+                    order_status: str | None = None) -> None:
+        """Tell the order draft (what the buyer's pages read) what became of the attempt."""
+        if draft.attempt(status.reference) is None:
+            return
+        await self.orders.record_payment(draft.event_id, draft.hold_id, status.reference, state,
+                                         gateway_ref=status.gateway_ref, reason=status.reason,
+                                         order_status=order_status)
+
+    # --- asking -------------------------------------------------------------------------------
+    async def refresh(self, draft: OrderDraft) -> OrderDraft:
+        """Ask the gateways where the order's unfinished attempts stand (a late or lost webhook)
+        and settle what they say, exactly as a webhook would be."""
+        for attempt in draft.payments:
+            if attempt.state != "pending" or not attempt.gateway_ref:
+                continue
+            gateway = self.gateways.get(attempt.gateway)
+            if gateway is None:
+                continue
+            try:
+                status = await gateway.fetch_status(attempt.reference, attempt.gateway_ref)
+            except GatewayError as exc:
+                log.info("status of %s unknown for now: %s", attempt.reference, exc.message)
+                continue
+            if status.state != "pending":
+                await self.settle(WebhookEvent(gateway=attempt.gateway,
+                                               event_id=f"status:{status.reference}:{status.state}",
+                                               status=status), msgspec.json.encode(status))
+        return await self.orders.get(draft.order_number)

@@ -1,0 +1,1 @@
+"""Buying: checkout, payments and orders (JSON routes and webhooks; pages beside them)."""
