@@ -28,13 +28,14 @@ Reason = Literal[
     "seat_unavailable", "empty", "sale_not_open", "sale_closed", "below_minimum", "above_maximum",
     "limit_exceeded", "event_limit_exceeded", "sold_out", "not_enough", "hold_id_taken",
     "hold_already_sold", "basket_exists", "rate_limited", "login_required", "bad_input",
+    "no_adjacent_run", "unknown_section",
     # confirm only
     "stock_gone", "refunded", "order_number_taken", "not_owner",
 ]
 EVENT_KEYS = ("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers", "sales",
               "orders", "baskets")
-SCRIPTS = ("load_stock", "hold", "release", "expire", "confirm", "unsell", "availability",
-           "get_hold")
+SCRIPTS = ("load_stock", "hold", "best_available", "release", "expire", "confirm", "unsell",
+           "availability", "get_hold")
 STATUS_FOR = {"published": "on_sale", "postponed": "paused", "cancelled": "closed",
               "completed": "closed", "draft": "closed"}
 LAZY_EXPIRE = 20  # due holds a hold call returns first
@@ -81,6 +82,9 @@ def _describe(reason: str, d: dict) -> str:
         "rate_limited": "too many attempts; wait a moment and try again",
         "login_required": "log in to buy tickets for this event",
         "bad_input": f"the request is malformed ({d.get('argument', 'arguments')})",
+        "no_adjacent_run": f"no {d.get('quantity')} seats side by side are free there; try fewer "
+                           "seats, another section or another price",
+        "unknown_section": f"section {d.get('section_id')} is not part of this event",
         "stock_gone": "the hold expired and its tickets were sold to someone else",
         "refunded": f"order {d.get('order')} was refunded; it cannot be confirmed again",
         "order_number_taken": f"order number {d.get('order')} belongs to another hold",
@@ -307,15 +311,21 @@ class Inventory:
             "limit": p.per_buyer_limit or 0, "opens": _ms(p.opens_at), "closes": _ms(p.closes_at),
             "active": 1 if p.is_active else 0, "seated": 1 if p.id in seated else 0,
         } for p in packages]
+        places = {seat: place for section in sections for seat, place in _layout(section).items()}
+        section_ranks = [[section.id, rank] for rank, section in enumerate(sections, 1)]
+        rank_of = {section.id: rank for rank, section in enumerate(sections, 1)}
         seats = [{"id": s.id, "p": seat_package[s.id], "price": s.price,
-                  "state": "available" if s.status == "reserved" else s.status}
+                  "state": "available" if s.status == "reserved" else s.status,
+                  "s": rank_of[section.id], "r": places[s.id][0], "c": places[s.id][1]}
                  for section in sections for s in section.seats if seat_package[s.id] is not None]
         chunks = [seats[i:i + SEATS_PER_LOAD] for i in range(0, len(seats), SEATS_PER_LOAD)] or [[]]
         outcome = LoadResult()
         for n, chunk in enumerate(chunks):
             payload = {**head, "final": n == len(chunks) - 1,
-                       "packages": package_rows if n == 0 else [], "seats": chunk}
-            result = await self._run("load_stock", event.id, msgspec.json.encode(payload))
+                       "packages": package_rows if n == 0 else [],
+                       "sections": section_ranks if n == 0 else [], "seats": chunk}
+            result = await self._run("load_stock", event.id, msgspec.json.encode(payload),
+                                     extra_keys=self.layout_keys(event.id))
             if not result["ok"]:
                 raise _load_refusal(result)
             if result.get("skipped"):
@@ -327,6 +337,10 @@ class Inventory:
             if event.status not in ("published", "postponed"):
                 await self.drain(event.id)
         return outcome
+
+    def layout_keys(self, event_id: int) -> tuple[str, str]:
+        """The seat layout (for best available) and the sections' ranks of an event."""
+        return self.keys.event(event_id, "layout"), self.keys.event(event_id, "sections")
 
     async def drain(self, event_id: int) -> int:
         """Give back every live hold of a closed event; it then leaves the events on sale."""
@@ -359,6 +373,33 @@ class Inventory:
                                  msgspec.json.encode(request), LAZY_EXPIRE,
                                  msgspec.json.encode(rates), "1" if limits.new_guest else "0",
                                  extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client))
+        if not result["ok"]:
+            raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
+        return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
+
+    async def best_available(self, event_id: int, buyer: str, quantity: int, *,
+                             section_id: int | None = None, price_min: int | None = None,
+                             price_max: int | None = None, hold_id: str | None = None,
+                             ttl_seconds: int | None = None, limits: HoldLimits = NO_LIMITS) -> Hold:
+        """Hold the best `quantity` seats side by side (scripts/lua/best_available.lua says which
+        are best), in one section or any, within a price band; HoldRefused('no_adjacent_run')
+        when no row has that many free together: a group is never split."""
+        if not _whole(quantity, 1, MAX_SEATS):
+            raise Invalid(f"quantity must be 1 to {MAX_SEATS}", fields={"quantity": "out of range"})
+        for name, value in (("section_id", section_id), ("price_min", price_min), ("price_max", price_max)):
+            if value is not None and not _whole(value, 0, MAX_ID):
+                raise Invalid(f"{name} must be a whole number", fields={name: "not a whole number"})
+        hold_id = hold_id or new_hold_id(event_id)
+        _own_event(event_id, hold_id)
+        request = {"quantity": quantity, "section": section_id or 0, "price_min": price_min or 0,
+                   "price_max": price_max or 0}
+        ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
+        rates = {"buyer": limits.buyer, "ip": limits.ip, "guest": limits.guest}
+        result = await self._run("best_available", event_id, hold_id, buyer, ttl,
+                                 msgspec.json.encode(request), LAZY_EXPIRE,
+                                 msgspec.json.encode(rates), "1" if limits.new_guest else "0",
+                                 extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client)
+                                 + self.layout_keys(event_id))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
@@ -471,6 +512,26 @@ def _load_refusal(result: dict) -> Conflict:
                         code="seat_unavailable", fields={"seat_ids": "held or sold"})
     return Conflict(f"the stock could not be loaded: {reason} ({result.get('argument', '')})",
                     code="stock_load_refused")
+
+
+def _row_order(label: str) -> tuple[int, str]:
+    """Rows in the order people read them: A..Z, AA..; 1, 2, .. 10 (shorter labels first)."""
+    return (len(label), label)
+
+
+def _layout(section: t.Section) -> dict[int, tuple[int, int]]:
+    """Seat id -> (row rank, column) in one section: rows front to back, columns left to right.
+    Custom seats have no column: their order in the row (by seat id) stands in for it."""
+    rows = sorted({s.row or "" for s in section.seats}, key=_row_order)
+    rank = {row: min(i, 99_999) for i, row in enumerate(rows, 1)}
+    places: dict[int, tuple[int, int]] = {}
+    position: dict[str, int] = {}
+    for seat in sorted(section.seats, key=lambda s: s.id):
+        row = seat.row or ""
+        position[row] = position.get(row, 0) + 1
+        column = seat.column if seat.column is not None else position[row]
+        places[seat.id] = (rank[row], min(max(column, 0), 99_999))
+    return places
 
 
 def new_hold_id(event_id: int) -> str:

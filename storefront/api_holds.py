@@ -38,6 +38,7 @@ EVENT = r"/api/events/{event_id:\d+}"
 REFUSAL_STATUS = {
     "unknown_package": 422, "unknown_seat": 422, "seat_required": 422, "below_minimum": 422,
     "above_maximum": 422, "empty": 422, "bad_input": 422, "hold_id_taken": 409,
+    "unknown_section": 422,
     "login_required": 401, "rate_limited": 429,
 }
 
@@ -137,18 +138,51 @@ async def create_hold(request: web.Request, body: Selection) -> web.Response:
     hold_id = None
     if key is not None:
         hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
-    inventory = request.app[INVENTORY]
+    return await _answer_hold(request, buyer, facts.currency, request.app[INVENTORY].hold(
+        event_id, buyer.key, items, body.seat_ids, hold_id=hold_id, limits=hold_limits(request, buyer)))
+
+
+class BestAvailable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """N seats side by side, in one section or any, optionally within a price band."""
+
+    quantity: Annotated[int, Meta(ge=1, le=100)]
+    section_id: Annotated[int, Meta(ge=1, le=2**62)] | None = None
+    price_min: Annotated[int, Meta(ge=0, le=10**12)] | None = None
+    price_max: Annotated[int, Meta(ge=0, le=10**12)] | None = None
+
+
+@api.post(EVENT + "/best-available", body=BestAvailable, response=HoldOut, status=201, tag=TAG,
+          summary="Hold the best N seats side by side, picked by the server (a group is never "
+                  "split); same basket, limits and Idempotency-Key as holds",
+          errors=(400, 401, 404, 409, 415, 422, 429))
+async def best_available(request: web.Request, body: BestAvailable) -> web.Response:
+    event_id = path_int(request, "event_id")
+    if body.price_min is not None and body.price_max is not None and body.price_min > body.price_max:
+        raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
+    key = _idempotency_key(request)
+    facts = await request.app[EVENT_CACHE].get(event_id)
+    buyer = buyer_for_hold(request, facts.allow_guest_checkout)
+    hold_id = None
+    if key is not None:
+        hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
+    return await _answer_hold(request, buyer, facts.currency, request.app[INVENTORY].best_available(
+        event_id, buyer.key, body.quantity, section_id=body.section_id, price_min=body.price_min,
+        price_max=body.price_max, hold_id=hold_id, limits=hold_limits(request, buyer)))
+
+
+async def _answer_hold(request: web.Request, buyer, currency: str, making) -> web.Response:
+    """201 with the hold, or the refusal; a guest identity minted on the way is kept either way
+    (it was paid for), except when the request was turned away before reaching the stock."""
     try:
-        hold = await inventory.hold(event_id, buyer.key, items, body.seat_ids, hold_id=hold_id,
-                                    limits=hold_limits(request, buyer))
+        hold = await making
     except HoldRefused as exc:
         error = refusal(exc)
         response = error_response(error.status, error.code, error.message, error.fields,
                                   error.headers or None)
         if buyer.new_guest_cookie and exc.reason not in ("rate_limited", "bad_input"):
-            set_guest_cookie(request, response, buyer.new_guest_cookie)  # this guest was minted
+            set_guest_cookie(request, response, buyer.new_guest_cookie)
         return response
-    response = json_response(hold_out(hold, facts.currency, hold.created_at), status=201)
+    response = json_response(hold_out(hold, currency, hold.created_at), status=201)
     if buyer.new_guest_cookie:
         set_guest_cookie(request, response, buyer.new_guest_cookie)
     return response

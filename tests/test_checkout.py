@@ -44,7 +44,7 @@ def _event(reference, state, amount, currency="MWK", event_id=None, gateway_ref=
 
 async def _attempt(app, order):
     """Begin an attempt as the pay route does before calling a gateway; its reference."""
-    draft, reference, _ = await app[ORDERS].begin_payment(order["event_id"], order["hold_id"],
+    _, reference, _ = await app[ORDERS].begin_payment(order["event_id"], order["hold_id"],
                                                          (await app[ORDERS].get(order["order_number"])).buyer,
                                                          "sandbox", "card")
     await app[ORDERS].record_payment(order["event_id"], order["hold_id"], reference, "pending",

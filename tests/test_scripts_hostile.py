@@ -191,4 +191,60 @@ def test_load_stock_survives_anything(world, data):
         "packages": st.lists(pkg, max_size=3) | json_junk,
         "seats": st.lists(seat, max_size=9) | json_junk,
     }).map(json.dumps)))
-    w.call("load_stock", payload)
+    w.call("load_stock", payload, extra_keys=w.inv.layout_keys(w.event.id))
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_best_available_survives_anything(world, data):
+    w = world.fresh()
+    request = data.draw(maybe(st.fixed_dictionaries({
+        "quantity": maybe(st.integers(1, 9), quantity),
+        "section": maybe(st.sampled_from([0, w.smap.sections[0].id, 999]), number),
+        "price_min": maybe(st.sampled_from([0, 500, 1000]), number),
+        "price_max": maybe(st.sampled_from([0, 1000, 5000]), number)}).map(json.dumps)))
+    args = [data.draw(maybe(st.sampled_from([f"H{w.event.id}-best1", w.hold.id]))),
+            data.draw(maybe(st.sampled_from(["u:cat", "g:dan", "u:ann"]))), "900000", request, "20",
+            '{"buyer":[0,1],"ip":[0,1],"guest":[0,1]}', "0"]
+    w.call("best_available", *args, extra_keys=w.inv.keys.hold_buckets(w.event.id, "x", "1.2.3.4")
+           + w.inv.layout_keys(w.event.id))
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_order_draft_scripts_survive_anything(world, data):
+    w = world.fresh()
+    w.inv.add_script("checkout")
+    w.inv.add_script("begin_payment")
+    w.inv.add_script("payment_update")
+    w.inv.add_script("cancel_order")
+    w.inv.add_script("extend")
+    hold_id = data.draw(maybe(st.sampled_from([w.hold.id, f"H{w.event.id}-none"])))
+    buyer = data.draw(maybe(st.sampled_from(["u:ann", "u:ben"])))
+    draft_key = (w.inv.keys.event(w.event.id, f"draft:{w.hold.id}"),)
+    person = st.fixed_dictionaries({"name": st.text(max_size=5), "email": st.text(max_size=5)})
+    which = data.draw(st.sampled_from(["checkout", "begin_payment", "payment_update", "cancel_order",
+                                       "extend"]))
+    if which == "checkout":
+        payload = data.draw(maybe(st.fixed_dictionaries({
+            "order": maybe(st.just("ORD-1-AB"), number),
+            "attendees": st.lists(person, min_size=3, max_size=3) | st.lists(person, max_size=4) | json_junk,
+            "billing": maybe(person, number), "fee": maybe(st.sampled_from([0, 100]), quantity),
+            "currency": maybe(st.just("MWK"), number)}).map(json.dumps)))
+        w.call("checkout", hold_id, buyer, payload, data.draw(maybe(st.just("3600"))), extra_keys=draft_key)
+    elif which == "begin_payment":
+        attempt = data.draw(maybe(st.fixed_dictionaries({
+            "reference": maybe(st.just("ORD-1-AB-01"), number), "gateway": maybe(st.just("sandbox"), number),
+            "method": maybe(st.just("card"), number)}).map(json.dumps)))
+        w.call("begin_payment", hold_id, buyer, attempt, data.draw(maybe(st.just("60000"))),
+               extra_keys=draft_key)
+    elif which == "payment_update":
+        update = data.draw(maybe(st.fixed_dictionaries({
+            "state": maybe(st.sampled_from(["pending", "succeeded", "failed", "starting"]), number),
+            "order_status": st.sampled_from(["paid", "refund_due", "x"]) | json_junk}).map(json.dumps)))
+        w.call("payment_update", data.draw(maybe(st.just("ORD-1-AB-01"))), update, extra_keys=draft_key)
+    elif which == "cancel_order":
+        w.call("cancel_order", hold_id, buyer, extra_keys=draft_key)
+    else:
+        w.call("extend", hold_id, buyer, data.draw(maybe(st.sampled_from(["60000", "0"]))),
+               data.draw(maybe(st.sampled_from(["1800000", "1"]))))

@@ -7,6 +7,7 @@
 --         'payment_pending' | 'already_paid' | 'bad_input'}
 --- @include "common"
 --- @include "drafts"
+if #KEYS ~= 12 then return refuse('bad_input', {argument = 'keys'}) end
 
 local hold_id, buyer = text(ARGV[1], 64, HOLD_ID), text(ARGV[2], 100, BUYER)
 if not (hold_id and buyer) then return refuse('bad_input', {argument = 'cancel_order'}) end

@@ -12,6 +12,7 @@
 --         bad_input
 --- @include "common"
 --- @include "drafts"
+if #KEYS ~= 12 then return refuse('bad_input', {argument = 'keys'}) end
 
 local hold_id, buyer = text(ARGV[1], 64, HOLD_ID), text(ARGV[2], 100, BUYER)
 local input = json_of(ARGV[3])

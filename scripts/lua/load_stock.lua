@@ -12,10 +12,13 @@
 --   everything is applied, blocked and unblocked seats included; the call marked final records
 --   the catalog version and clears `pending`.
 -- Large seat maps come in several calls (at most 2000 seats each); only the last is final.
--- KEYS   the eleven event keys of includes/common.lua
+-- KEYS[1..11] the event keys of includes/common.lua; KEYS[12] the seat layout (zset: seat id ->
+--         section_rank * 1e10 + row_rank * 1e5 + column), KEYS[13] section id -> section rank
+--         (both for best_available.lua; written by full loads)
 -- ARGV[1] JSON {mode, version, final, status, currency, guests, buyer_cap,
 --         packages = [{id, capacity, sold, price, min, max, limit, opens, closes, active, seated}],
---         seats = [{id, p, price, state}]}
+--         sections = [[section id, rank], ...],
+--         seats = [{id, p, price, state, r = row rank, c = column}]}
 --         (times in ms since the epoch, 0 for none; seat state available | blocked | sold)
 -- A package sold by quantity that gains seats becomes seated only while nothing of it is held or
 -- sold. Tickets taken back without restock (unsell) stay withdrawn: "<pid>:withdrawn" is
@@ -29,6 +32,7 @@ local STATUS_RANK = {on_sale = 0, paused = 1, closed = 2}
 local data = json_of(ARGV[1])
 local function bad(what) return refuse('bad_input', {argument = what}) end
 if not data then return bad('payload') end
+if #KEYS ~= 13 then return bad('keys') end
 local narrow = data.mode == 'narrow'
 if not narrow and data.mode ~= 'full' then return bad('mode') end
 if not int_in(data.version, 0, MAX_ID) or not STATUS_RANK[data.status]
@@ -37,7 +41,13 @@ if not int_in(data.version, 0, MAX_ID) or not STATUS_RANK[data.status]
   return bad('event')
 end
 local packages, seats = array(data.packages, 500), array(data.seats, 2000)
-if not packages or not seats then return bad('too many packages or seats in one call') end
+local sections = array(data.sections, 1000)
+if not packages or not seats or not sections then return bad('too many packages or seats in one call') end
+for _, sec in ipairs(sections) do
+  if type(sec) ~= 'table' or not int_in(sec[1], 1, MAX_ID) or not int_in(sec[2], 1, 99999) then
+    return bad('section')
+  end
+end
 for _, p in ipairs(packages) do
   if type(p) ~= 'table' or not int_in(p.id, 1, MAX_ID) or not int_in(p.capacity, 0, 1000000000)
      or not int_in(p.sold, 0, 1000000000) or not int_in(p.price, 0, MAX_ID)
@@ -50,7 +60,8 @@ end
 local seen = {}
 for _, s in ipairs(seats) do
   if type(s) ~= 'table' or not int_in(s.id, 1, MAX_ID) or not int_in(s.p, 1, MAX_ID)
-     or not int_in(s.price, 0, MAX_ID) or seen[s.id]
+     or not int_in(s.price, 0, MAX_ID) or seen[s.id] or not int_in(s.s or 0, 0, 99999)
+     or not int_in(s.r or 0, 0, 99999) or not int_in(s.c or 0, 0, 99999)
      or (s.state ~= 'available' and s.state ~= 'blocked' and s.state ~= 'sold') then
     return bad('seat')
   end
@@ -173,6 +184,9 @@ for _, p in ipairs(packages) do
 end
 
 -- seats
+if not narrow then
+  for _, sec in ipairs(sections) do redis.call('HSET', KEYS[13], tostring(sec[1]), sec[2]) end
+end
 local added = 0
 for _, s in ipairs(seats) do
   local sid, pid = tostring(s.id), tostring(s.p)
@@ -188,6 +202,7 @@ for _, s in ipairs(seats) do
   end
   if not narrow then
     redis.call('HSET', K.seatinfo, sid, cjson.encode({p = s.p, price = s.price}))
+    redis.call('ZADD', KEYS[12], (s.s or 0) * 1e10 + (s.r or 0) * 1e5 + (s.c or 0), sid)
     if not state then
       if s.state == 'blocked' then
         redis.call('HSET', K.seats, sid, 'b')

@@ -11,6 +11,7 @@
 --         'unknown_reference' | 'bad_input'}
 --- @include "common"
 --- @include "drafts"
+if #KEYS ~= 12 then return refuse('bad_input', {argument = 'keys'}) end
 
 local reference = text(ARGV[1], 80, '^[%w_%-]+$')
 local update = json_of(ARGV[2])

@@ -1,0 +1,122 @@
+-- Making a hold, pasted by the loader where a script says `--- @include "holding"` (after common
+-- and ratelimit). Shared by hold (the buyer names the tickets and seats) and best_available (the
+-- script picks the seats). Arguments, as both scripts take them:
+-- KEYS[12] the buyer's hold-rate limit, KEYS[13] the client address's hold-rate limit,
+-- KEYS[14] the client address's new-guest limit (all of this event, see includes/ratelimit.lua)
+-- ARGV[1] hold id `H<event>-<token>` (chosen by the caller; a retry with the same id and buyer
+--         returns the same hold; an id already sold answers hold_already_sold)
+-- ARGV[2] buyer key (`u:<user id>` or `g:<guest id>`)
+-- ARGV[3] time to live, ms
+-- ARGV[5] how many due holds to expire first (lazy expiry)
+-- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [...], "guest": [...]} (burst 0: no limit)
+-- ARGV[7] "1" when the buyer is a guest identity minted for this request (passes KEYS[14] too)
+
+-- The common arguments, checked; nil when any is malformed.
+local function hold_args()
+  local a = {hold_id = text(ARGV[1], 64, HOLD_ID), buyer = text(ARGV[2], 100, BUYER),
+             ttl = int_in(ARGV[3], 1000, 86400000), expire_first = int_in(ARGV[5], 0, 100),
+             new_guest = ARGV[7] == '1'}
+  local limits = json_of(ARGV[6])
+  if not (a.hold_id and a.buyer and a.ttl and a.expire_first and limits) then return nil end
+  a.buckets = {}
+  for i, scope in ipairs({'buyer', 'ip', 'guest'}) do
+    local conf = limits[scope] or {0, 1}
+    if type(conf) ~= 'table' then return nil end
+    local burst, per_minute = int_in(conf[1], 0, 1000000), int_in(conf[2], 1, 60000000)
+    if not burst or not per_minute then return nil end
+    if scope ~= 'guest' or a.new_guest then a.buckets[#a.buckets + 1] = {KEYS[11 + i], burst, per_minute} end
+  end
+  return a
+end
+
+-- Everything before choosing: lazy expiry, a retried hold id, the rate limits, the sale's state,
+-- guests, the buyer's basket. Returns the context to take a selection with, or nil and the answer.
+local function open_hold(a)
+  local now = now_ms()
+  local status, guests, buyer_cap = event_meta()
+  expire_due(now, a.expire_first, status)
+  local existing = redis.call('HGET', K.holds, a.hold_id)
+  if existing then
+    local hold = cjson.decode(existing)
+    if hold.buyer ~= a.buyer then return nil, refuse('hold_id_taken') end
+    return nil, cjson.encode({ok = true, hold = hold, replay = true})
+  end
+  local sold_as = redis.call('HGET', K.sales, 'hold:' .. a.hold_id)
+  if sold_as then return nil, refuse('hold_already_sold', {order = sold_as}) end
+  local wait = take_tokens(a.buckets, now)
+  if wait > 0 then return nil, refuse('rate_limited', {retry_after_ms = wait}) end
+  if not status then return nil, refuse('not_loaded') end
+  if status ~= 'on_sale' then return nil, refuse('not_on_sale', {status = status}) end
+  if not guests and string.sub(a.buyer, 1, 2) == 'g:' then return nil, refuse('login_required') end
+  local basket = redis.call('HGET', K.baskets, a.buyer)
+  if basket then
+    if redis.call('HEXISTS', K.holds, basket) == 1 then
+      return nil, refuse('basket_exists', {hold_id = basket})
+    end
+    redis.call('HDEL', K.baskets, a.buyer)
+  end
+  return {now = now, buyer_cap = buyer_cap}
+end
+
+-- Take `ga_in` ({package, quantity} pairs) and `seats_in` (seat ids), both checked, for the buyer,
+-- all or nothing; the answer as JSON.
+local function take_selection(a, ctx, ga_in, seats_in)
+  local want, order = {}, {}
+  local function add(pid, qty)
+    if not want[pid] then
+      want[pid] = 0
+      order[#order + 1] = pid
+    end
+    want[pid] = want[pid] + qty
+  end
+
+  local ga = {}
+  for _, item in ipairs(ga_in) do
+    local conf = package_conf(item[1])
+    if not conf then return refuse('unknown_package', {package_id = item[1]}) end
+    if conf.seated == 1 then return refuse('seat_required', {package_id = item[1]}) end
+    add(item[1], item[2])
+    ga[#ga + 1] = {item[1], item[2], conf.price}
+  end
+
+  local seats, unavailable, unknown = {}, {}, {}
+  for _, seat in ipairs(seats_in) do
+    local sid = tostring(seat)
+    local info = redis.call('HGET', K.seatinfo, sid)
+    if not info then
+      unknown[#unknown + 1] = seat
+    elseif redis.call('HGET', K.seats, sid) ~= 'a' then
+      unavailable[#unavailable + 1] = seat
+    else
+      info = cjson.decode(info)
+      add(info.p, 1)
+      seats[#seats + 1] = {seat, info.p, info.price}
+    end
+  end
+  if #unknown > 0 then return refuse('unknown_seat', {seat_ids = unknown}) end
+  if #unavailable > 0 then return refuse('seat_unavailable', {seat_ids = unavailable}) end
+  if #order == 0 then return refuse('empty') end
+
+  local lines = {}
+  for _, pid in ipairs(order) do lines[#lines + 1] = {pid, want[pid]} end
+  local refused = check_take(lines, a.buyer, ctx.now, true, ctx.buyer_cap)
+  if refused then return refused end
+  for _, line in ipairs(lines) do
+    local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')
+    if avail < line[2] then
+      if avail <= 0 then return refuse('sold_out', {package_id = line[1]}) end
+      return refuse('not_enough', {package_id = line[1], available = avail})
+    end
+  end
+
+  take(lines, 'held', a.buyer)
+  for _, seat in ipairs(seats) do
+    redis.call('HSET', K.seats, tostring(seat[1]), 'h:' .. a.hold_id)
+  end
+  local hold = {id = a.hold_id, buyer = a.buyer, created = ctx.now, expires = ctx.now + a.ttl,
+                lines = lines, ga = ga, seats = seats}
+  redis.call('HSET', K.holds, a.hold_id, cjson.encode(hold))
+  redis.call('ZADD', K.expiry, hold.expires, a.hold_id)
+  redis.call('HSET', K.baskets, a.buyer, a.hold_id)
+  return cjson.encode({ok = true, hold = hold})
+end
