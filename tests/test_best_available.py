@@ -61,7 +61,7 @@ async def test_a_group_is_never_split(client, factory):
 
 
 async def test_a_price_band_picks_only_seats_inside_it(client, factory):
-    event, pkg, (front,) = await _venue(client, factory, sections=(("Front", 3, 4, {"A": 5_000}),))
+    event, _pkg, (front,) = await _venue(client, factory, sections=(("Front", 3, 4, {"A": 5_000}),))
     inventory = client.server.app[INVENTORY]
     hold = await inventory.best_available(event["id"], "u:1", 2, price_max=10_000)
     assert _numbers(front, hold) == ["B2", "B3"] and hold.total == 20_000
@@ -92,7 +92,7 @@ async def test_1000_groups_racing_never_share_a_seat(client, factory, db):
 
 
 async def test_best_available_over_http(client, factory):
-    event, _, (front, _) = await _venue(client, factory)
+    event, _, (_front, _) = await _venue(client, factory)
     buyer = await factory.user()
     url = f"/api/events/{event['id']}/best-available"
     headers = {**buyer.h, "Idempotency-Key": "best-1"}
