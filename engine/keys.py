@@ -86,6 +86,10 @@ class Keys:
                 self.event(event_id, f"rl:guest:{where}"))
 
     # --- cross-event ----------------------------------------------------------------------
+    def payments_pending(self) -> str:
+        """Zset: references of payment attempts awaiting their outcome, by when last asked."""
+        return f"{self.prefix}:payments:pending"
+
     def order(self, order_number: str) -> str:
         """Where an order's draft is: "<event id>:<hold id>" (engine/orders.py)."""
         return f"{self.prefix}:order:{_untag(order_number)}"

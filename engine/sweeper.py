@@ -1,6 +1,5 @@
-"""The sweeper: returns the stock of expired holds of every event on sale, about once a second,
-and (given a reconcile step) brings events whose stock missed a catalog change back in step
-every few seconds.
+"""The worker's rounds: the hold sweeper, about once a second, and periodic jobs beside it (the
+catalog reconciliation every few seconds; payments whose webhook never came; refunds due).
 
 Holds also expire lazily whenever an event's hold script runs; the sweeper makes sure stock comes
 back to quiet events too. A closed event (cancelled, completed) gives back all its live holds and
@@ -14,10 +13,33 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 from engine.inventory import Inventory
 
 log = logging.getLogger(__name__)
+
+
+@dataclass
+class Job:
+    """A periodic job of the worker: `run()` every `every` seconds; what it returns is logged."""
+
+    name: str
+    every: float
+    run: Callable[[], Awaitable[int]]
+    due: float = 0.0
+
+
+def worker_jobs(catalog, inventory: Inventory, payments=None) -> list[Job]:
+    """The periodic jobs every worker runs beside the sweeper."""
+    from engine.onsale import reconcile_once
+
+    jobs = [Job("reconciliation reloaded events from the catalog", 5.0,
+                lambda: reconcile_once(catalog, inventory))]
+    if payments is not None:
+        jobs += [Job("payments asked about at their gateway", 15.0, payments.verify_pending),
+                 Job("payments refunded", 30.0, payments.refund_due)]
+    return jobs
 
 
 async def sweep_once(inventory: Inventory, batch: int = 1000) -> int:
@@ -38,18 +60,21 @@ async def sweep_once(inventory: Inventory, batch: int = 1000) -> int:
 
 
 async def sweep_forever(inventory: Inventory, interval: float = 1.0,
-                        reconcile: Callable[[], Awaitable[int]] | None = None,
-                        reconcile_every: float = 5.0) -> None:
-    next_reconcile = time.monotonic()
+                        jobs: list[Job] | None = None) -> None:
     while True:
         try:
             expired = await sweep_once(inventory)
             if expired:
                 log.info("sweeper returned %d expired holds", expired)
-            if reconcile is not None and time.monotonic() >= next_reconcile:
-                next_reconcile = time.monotonic() + reconcile_every
-                if reloaded := await reconcile():
-                    log.warning("reconciliation reloaded %d event(s) from the catalog", reloaded)
-        except Exception:  # Redis or Postgres away for a moment: log, wait, try again
+        except Exception:  # Redis away for a moment: log, wait, try again
             log.exception("sweeper pass failed")
+        for job in jobs or []:
+            if time.monotonic() < job.due:
+                continue
+            job.due = time.monotonic() + job.every
+            try:
+                if done := await job.run():
+                    log.info("%s: %d", job.name, done)
+            except Exception:  # Postgres or a gateway away for a moment: the next round retries
+                log.exception("%s failed", job.name)
         await asyncio.sleep(interval)

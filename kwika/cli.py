@@ -133,8 +133,8 @@ async def _work_until_signalled(settings: Settings) -> None:
     from engine.catalog import Catalog
     from engine.inventory import Inventory
     from engine.keys import Keys
-    from engine.onsale import connect, reconcile_once
-    from engine.sweeper import sweep_forever
+    from engine.onsale import connect
+    from engine.sweeper import sweep_forever, worker_jobs
     from storefront.app import redis_client
 
     stop = asyncio.Event()
@@ -146,7 +146,7 @@ async def _work_until_signalled(settings: Settings) -> None:
     inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
     catalog = connect(Catalog(pool), inventory)
     sweeper = asyncio.create_task(sweep_forever(
-        inventory, reconcile=lambda: reconcile_once(catalog, inventory)), name="sweeper")
+        inventory, jobs=worker_jobs(catalog, inventory)), name="sweeper")
     try:
         await stop.wait()
         log.info("stopping worker (pid %d)", os.getpid())

@@ -16,11 +16,11 @@ from engine.catalog import Catalog
 from engine.db import create_pool
 from engine.inventory import Inventory
 from engine.keys import Keys
-from engine.onsale import connect, reconcile_once
+from engine.onsale import connect
 from engine.orders import Orders
 from engine.payments.service import Payments
 from engine.settings import Settings
-from engine.sweeper import sweep_forever
+from engine.sweeper import sweep_forever, worker_jobs
 from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
 from storefront.api import json_response
 from storefront.appkeys import (
@@ -83,9 +83,8 @@ def all_routes() -> list:
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
     """Runs the hold sweeper beside the storefront (`kwika up`); /readyz reports if it stops."""
-    catalog, inventory = app[CATALOG], app[INVENTORY]
-    task = asyncio.create_task(sweep_forever(
-        inventory, reconcile=lambda: reconcile_once(catalog, inventory)), name="sweeper")
+    jobs = worker_jobs(app[CATALOG], app[INVENTORY], app[PAYMENTS])
+    task = asyncio.create_task(sweep_forever(app[INVENTORY], jobs=jobs), name="sweeper")
     app[BACKGROUND]["sweeper"] = task
     try:
         yield

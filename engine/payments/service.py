@@ -11,6 +11,7 @@ after a success (webhooks arrive out of order) changes nothing.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 
 import asyncpg
@@ -41,6 +42,8 @@ class Payments:
                  gateways: Mapping[str, Gateway], *, push_hold_seconds: int = 300,
                  longest_hold_seconds: int = 1800):
         self.pool = pool
+        self.client = inventory.client
+        self.keys = inventory.keys
         self.inventory = inventory
         self.orders = orders
         self.gateways = gateways
@@ -94,6 +97,7 @@ class Payments:
             raise
         draft = await self.orders.record_payment(event_id, hold_id, reference, "pending",
                                                  gateway_ref=started.gateway_ref, action=started.action)
+        await self.client.zadd(self.keys.payments_pending(), {reference: time.time()})
         return draft, reference
 
     # --- settling -----------------------------------------------------------------------------
@@ -116,6 +120,8 @@ class Payments:
             outcome = await self._apply(conn, event.gateway, status)
             await conn.execute("UPDATE payment_events SET processed_at = now(), outcome = $2 "
                                "WHERE id = $1", row_id, outcome)
+        if status.state != "pending":
+            await self.client.zrem(self.keys.payments_pending(), status.reference)
         return outcome
 
     async def _apply(self, conn: asyncpg.Connection, gateway: str, status: PaymentStatus) -> str:
@@ -190,6 +196,51 @@ class Payments:
         await self.orders.record_payment(draft.event_id, draft.hold_id, status.reference, state,
                                          gateway_ref=status.gateway_ref, reason=status.reason,
                                          order_status=order_status)
+
+    # --- the worker's rounds -------------------------------------------------------------------
+    async def verify_pending(self, older_than_seconds: float = 60, limit: int = 100) -> int:
+        """Ask the gateways about attempts still pending after a while (a webhook that never came)
+        and settle what they say. Returns how many attempts were asked about."""
+        due = await self.client.zrangebyscore(self.keys.payments_pending(), 0,
+                                              time.time() - older_than_seconds, start=0, num=limit)
+        for raw in due:
+            reference = raw.decode()
+            draft = await self.orders.find(order_of_reference(reference) or "")
+            attempt = draft.attempt(reference) if draft else None
+            if attempt is None or attempt.state != "pending":
+                await self.client.zrem(self.keys.payments_pending(), reference)
+                continue
+            await self.refresh(draft)
+            # still pending: ask again later, not in every round
+            await self.client.zadd(self.keys.payments_pending(), {reference: time.time()}, xx=True)
+        return len(due)
+
+    async def refund_due(self, limit: int = 50) -> int:
+        """Give back the money of payments marked `refund_due` (a late payment whose tickets were
+        gone, an amount that did not match, an order paid twice), through their gateway. A refund
+        the gateway refuses stays due and is tried again in a later round. Returns how many were
+        refunded."""
+        rows = await self.pool.fetch(
+            "SELECT reference, gateway, gateway_ref, amount, reason FROM payments "
+            "WHERE state = 'refund_due' AND gateway_ref IS NOT NULL ORDER BY updated_at LIMIT $1", limit)
+        done = 0
+        for row in rows:
+            gateway = self.gateways.get(row["gateway"])
+            if gateway is None or row["amount"] == 0:
+                continue
+            try:
+                refund = await gateway.refund(row["gateway_ref"], row["amount"], row["reason"] or "")
+            except GatewayError as exc:
+                log.warning("refund of %s not made yet: %s", row["reference"], exc.message)
+                continue
+            if refund.state == "failed":
+                continue
+            await self.pool.execute(
+                "UPDATE payments SET state = 'refunded', updated_at = now(), "
+                "reason = coalesce(reason, '') || $2 WHERE reference = $1 AND state = 'refund_due'",
+                row["reference"], f" (refund {refund.refund_ref})")
+            done += 1
+        return done
 
     # --- asking -------------------------------------------------------------------------------
     async def refresh(self, draft: OrderDraft) -> OrderDraft:
