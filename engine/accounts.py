@@ -24,13 +24,14 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from msgspec import Meta, Struct
 
 from engine.errors import Conflict, Invalid, NotFound, Unauthenticated
+from engine.inputs import ONE_LINE
 from engine.keys import Keys
 
 Role = Literal["buyer", "provider", "staff", "admin"]
 ROLES: tuple[str, ...] = ("buyer", "provider", "staff", "admin")
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$(?!\n)")]
 Password = Annotated[str, Meta(min_length=8, max_length=256)]
-Name = Annotated[str, Meta(min_length=1, max_length=120)]
+Name = Annotated[str, Meta(min_length=1, max_length=120, pattern=ONE_LINE)]
 
 LOGIN_FAILURE_LIMIT = 10
 LOGIN_FAILURE_WINDOW = 900
@@ -60,7 +61,7 @@ class Registration(Struct, forbid_unknown_fields=True, kw_only=True):
     password: Password
     phone: Annotated[str, Meta(max_length=30)] | None = None
     account_type: Literal["buyer", "provider"] = "buyer"
-    business_name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    business_name: Annotated[str, Meta(min_length=1, max_length=200, pattern=ONE_LINE)] | None = None
 
 
 class Credentials(Struct, forbid_unknown_fields=True, kw_only=True):

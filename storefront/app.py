@@ -36,7 +36,7 @@ from storefront.appkeys import (
 )
 from storefront.auth import auth_middleware
 from storefront.event_cache import EventCache
-from storefront.middleware import error_middleware, request_id_middleware
+from storefront.middleware import error_middleware, path_middleware, request_id_middleware
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
@@ -90,7 +90,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     """A storefront for `settings` (whose redis_url and database_url must be set); with
     `sweeper`, it also returns the stock of expired holds (one process of a deployment)."""
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, error_middleware, path_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -11,6 +11,7 @@ from aiohttp import web
 
 from engine import errors as e
 from engine.logs import request_id_var
+from storefront.api import check_path
 from storefront.appkeys import SETTINGS
 from storefront.errors import ApiError, error_response, status_for
 from storefront.render import error_page
@@ -48,6 +49,13 @@ async def request_id_middleware(request: web.Request, handler) -> web.StreamResp
             "method": request.method, "path": request.path, "status": status,
             "ms": round((time.perf_counter() - started) * 1000, 2)})
         request_id_var.reset(token)
+
+
+@web.middleware
+async def path_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Refuse path segments that hold control characters before any handler reads them."""
+    check_path(request)
+    return await handler(request)
 
 
 @web.middleware

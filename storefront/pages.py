@@ -5,19 +5,19 @@ from __future__ import annotations
 import re
 from urllib.parse import urlencode
 
-import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
 from engine import catalog_types as t
 from engine.accounts import Credentials, Registration
 from engine.errors import DomainError, NotFound
-from storefront.api import decode_query
+from storefront.api import convert, decode_query
 from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
-from storefront.errors import validation_error
+from storefront.errors import ApiError
+from storefront.forms import read_form
 from storefront.render import render
 
 routes = web.RouteTableDef()
@@ -105,12 +105,12 @@ async def login_form(request: web.Request) -> web.Response:
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
-    email, next_url = str(form.get("email", "")), _safe_next(str(form.get("next", "")))
+    form = await read_form(request)
+    email, next_url = form.get("email", ""), _safe_next(form.get("next", ""))
     try:
-        creds = msgspec.convert({"email": email, "password": str(form.get("password", ""))}, Credentials)
+        creds = convert({"email": email, "password": form.get("password", "")}, Credentials)
         user = await request.app[ACCOUNTS].authenticate(creds)
-    except (msgspec.ValidationError, DomainError) as exc:
+    except (ApiError, DomainError) as exc:
         message = exc.message if isinstance(exc, DomainError) else "enter your email and password"
         return render(request, "accounts/login.html",
                       {"error": message, "email": email, "next": next_url}, status=401)
@@ -127,12 +127,11 @@ async def register_form(request: web.Request) -> web.Response:
 
 @routes.post("/register")
 async def register_submit(request: web.Request) -> web.Response:
-    form = {k: str(v) for k, v in (await request.post()).items() if k != "csrf_token" and v != ""}
+    form = {k: v for k, v in (await read_form(request)).items() if k != "csrf_token" and v != ""}
     try:
-        data = msgspec.convert(form, Registration)
+        data = convert(form, Registration)
         user = await request.app[ACCOUNTS].register(data)
-    except msgspec.ValidationError as exc:
-        err = validation_error(exc)
+    except ApiError as err:
         return render(request, "accounts/register.html",
                       {"errors": err.fields, "form": form, "error": err.message}, status=422)
     except DomainError as exc:
