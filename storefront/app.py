@@ -19,7 +19,16 @@ from engine.keys import Keys
 from engine.onsale import connect
 from engine.settings import Settings
 from engine.sweeper import sweep_forever
-from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
+from storefront import (
+    api_accounts,
+    api_holds,
+    api_provider,
+    api_public,
+    headers,
+    openapi,
+    ops,
+    pages,
+)
 from storefront.api import json_response
 from storefront.appkeys import (
     ACCOUNTS,
@@ -97,6 +106,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     app[KEYS] = Keys(settings.redis_prefix)
     app[TEMPLATES] = make_environment(HERE / "templates")
     app[BACKGROUND] = {}
+    headers.install(app)
     app.cleanup_ctx.append(_resources)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import urlencode
 
 from aiohttp import web
@@ -12,13 +13,14 @@ from engine import catalog_types as t
 from engine.accounts import Credentials, Registration
 from engine.errors import DomainError, NotFound
 from storefront.api import convert, decode_query
-from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
+from storefront.appkeys import ACCOUNTS, CATALOG, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
 from storefront.errors import ApiError
 from storefront.forms import read_form
 from storefront.render import render
+from storefront.urls import public_url
 
 routes = web.RouteTableDef()
 
@@ -26,6 +28,16 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
     raise web.HTTPFound("/events")
+
+
+FAVICON = Path(__file__).parent / "static" / "favicon.svg"
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """Browsers ask for /favicon.ico whatever the page links; every current one reads an SVG."""
+    return web.FileResponse(FAVICON, headers={"Content-Type": "image/svg+xml",
+                                              "Cache-Control": "public, max-age=86400"})
 
 
 PAGE_ONLY_PARAMS = ("view",)  # the index page's own parameters, not search filters
@@ -63,7 +75,7 @@ async def events_index(request: web.Request) -> web.Response:
 @routes.get("/events/{slug}")
 async def event_detail(request: web.Request) -> web.Response:
     event = await _published(request)
-    url = f"{request.app[SETTINGS].public_url}/events/{event.slug}"
+    url = f"{public_url(request)}/events/{event.slug}"
     return render(request, "events/detail.html", {
         "event": event, "share": share_links(event.title, url),
         "google_calendar": google_calendar_link(event, url), "url": url})
@@ -72,7 +84,7 @@ async def event_detail(request: web.Request) -> web.Response:
 @routes.get("/events/{slug}/calendar.ics")
 async def event_ics(request: web.Request) -> web.Response:
     event = await _published(request)
-    url = f"{request.app[SETTINGS].public_url}/events/{event.slug}"
+    url = f"{public_url(request)}/events/{event.slug}"
     return web.Response(
         text=ics(event, url), content_type="text/calendar", charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{event.slug}.ics"'})

@@ -16,7 +16,6 @@ from urllib.parse import quote, quote_plus
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engine.settings import Settings
 from storefront.templating import local
 from tests.factories import PASSWORD, Actor, Factory, future
 
@@ -43,18 +42,63 @@ async def browser() -> AsyncIterator[Any]:
         await chromium.close()
 
 
+# Chromium reports a CSP violation on the console; this makes sure each one is seen, whatever
+# the browser version prints, by logging the violation event itself as an error.
+REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => console.error(
+  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"}`));
+"""
+
+
+class Console:
+    """What a page reported: JavaScript errors, console errors and CSP violations. The browser
+    also logs a page's own 4xx status as an error; a test that navigates to an error page asserts
+    that status itself, so those are not counted. A test that expects something else says so
+    with `allow`; anything left fails it."""
+
+    def __init__(self) -> None:
+        self.errors: list[tuple[str, str]] = []  # (text, url)
+        self.error_documents: set[str] = set()  # pages (not resources) answered with 4xx/5xx
+        self._allowed: list[re.Pattern[str]] = []
+
+    def allow(self, pattern: str) -> None:
+        self._allowed.append(re.compile(pattern))
+
+    def on_console(self, msg: Any) -> None:
+        if msg.type in ("error", "assert"):
+            self.errors.append((f"console.{msg.type}: {msg.text}", msg.location.get("url", "")))
+
+    def on_response(self, response: Any) -> None:
+        if response.status >= 400 and response.request.resource_type == "document":
+            self.error_documents.add(response.url)
+
+    def unexpected(self) -> list[str]:
+        return [f"{text} at {url}" for text, url in self.errors
+                if not (text.startswith("console.error: Failed to load resource")
+                        and url in self.error_documents)
+                and not any(p.search(text) for p in self._allowed)]
+
+
 @pytest.fixture
-async def page(browser: Any, client: TestClient) -> AsyncIterator[Page]:
-    """A page in a fresh context whose base URL is the app, served on a real port."""
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+async def page(browser: Any, client: TestClient, console: Console) -> AsyncIterator[Page]:
+    """A page in a fresh context whose base URL is the app, served on a real port. The test
+    fails on any JavaScript error, console error or Content-Security-Policy violation."""
     context = await browser.new_context(base_url=str(client.make_url("")).rstrip("/"),
                                         accept_downloads=True)
     context.set_default_timeout(10_000)
+    await context.add_init_script(REPORT_CSP_VIOLATIONS)
     tab = await context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
+    tab.on("pageerror", lambda exc: console.errors.append((f"JavaScript error: {exc}", "")))
+    tab.on("response", console.on_response)
+    tab.on("console", console.on_console)
     yield tab
     await context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
+    assert not console.unexpected(), f"errors on the page: {console.unexpected()}"
 
 
 @pytest.fixture
@@ -298,9 +342,9 @@ async def test_ics_link_downloads_a_calendar_file(page: Page, factory: Factory,
 
 
 async def test_share_links_carry_the_encoded_event_url(page: Page, factory: Factory,
-                                                       provider: Actor, settings: Settings) -> None:
+                                                       provider: Actor, client: TestClient) -> None:
     event = await publish(factory, provider, title="Jazz & Blues")
-    url = f"{settings.public_url}/events/{event['slug']}"
+    url = str(client.make_url(f"/events/{event['slug']}"))  # the port actually served
     await page.goto(f"/events/{event['slug']}")
     share = page.get_by_test_id("share")
     await expect(share.locator("[data-share=Facebook]")).to_have_attribute(
@@ -316,7 +360,7 @@ async def test_share_links_carry_the_encoded_event_url(page: Page, factory: Fact
 
 
 async def test_copy_link_button_copies_the_event_url(page: Page, factory: Factory, provider: Actor,
-                                                     settings: Settings) -> None:
+                                                     client: TestClient) -> None:
     event = await publish(factory, provider)
     await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     await page.goto(f"/events/{event['slug']}")
@@ -325,7 +369,7 @@ async def test_copy_link_button_copies_the_event_url(page: Page, factory: Factor
     await button.click()
     await expect(button).to_have_text("Link copied")
     copied = await page.evaluate("navigator.clipboard.readText()")
-    assert copied == f"{settings.public_url}/events/{event['slug']}"
+    assert copied == str(client.make_url(f"/events/{event['slug']}"))
 
 
 async def test_user_supplied_html_is_shown_as_text(page: Page, factory: Factory,
@@ -354,6 +398,21 @@ async def test_unknown_event_is_a_404_page(page: Page) -> None:
     await expect(page.get_by_test_id("error-message")).to_contain_text("/events/no-such-event")
     await page.get_by_role("link", name="Back to events").click()
     await expect(page).to_have_url(re.compile(r"/events$"))
+
+
+async def test_inline_code_is_refused_by_the_csp_and_fails_the_test(page: Page,
+                                                                    console: Console) -> None:
+    """What the fixture catches: code injected into a page is blocked and reported."""
+    await page.goto("/events")
+    async with page.expect_console_message(lambda m: "CSP violation" in m.text):
+        await page.evaluate("""() => {
+          const s = document.createElement("script");
+          s.textContent = "window.injected = 1";
+          document.body.append(s);
+        }""")
+    assert await page.evaluate("typeof window.injected") == "undefined"
+    assert any("script-src" in e for e in console.unexpected()), console.errors
+    console.allow(r"script-src")  # seen; the fixture would fail this test otherwise
 
 
 # --- accounts ----------------------------------------------------------------------------------
