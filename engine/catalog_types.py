@@ -171,7 +171,8 @@ class Package(Struct, kw_only=True):
     sort_order: int
     is_active: bool
     available: int = 0
-    sale_state: Literal["upcoming", "on_sale", "closed", "sold_out"] = "on_sale"
+    # paused / closed: the whole event is (postponed; cancelled, completed or not on sale)
+    sale_state: Literal["upcoming", "on_sale", "paused", "closed", "sold_out"] = "on_sale"
 
 
 class Event(Struct, kw_only=True):
@@ -201,8 +202,24 @@ class Event(Struct, kw_only=True):
     updated_at: datetime
 
 
+class SectionPrices(Struct, kw_only=True):
+    """A section of a seated event and what its seats cost (engine/prices.py)."""
+
+    id: int
+    name: str
+    package_id: int
+    capacity: int
+    price_min: int
+    price_max: int
+
+
 class EventDetail(Event, kw_only=True):
+    """An event with its packages; price_min / price_max include seat prices."""
+
     packages: list[Package] = []
+    sections: list[SectionPrices] = []  # seated events: the price range of each section
+    # whether it sells right now, from the live inventory (catalog_rules.event_sale_status)
+    sale_status: Literal["on_sale", "paused", "closed"] = "closed"
     price_min: int | None = None
     price_max: int | None = None
     available: int = 0
@@ -259,6 +276,12 @@ class EventQuery(Input):
     order: Literal["asc", "desc"] | None = None
     page: Annotated[int, Meta(ge=1, le=10_000)] = 1
     per_page: Annotated[int, Meta(ge=1, le=100)] = 12
+
+
+class AdminEventQuery(EventQuery):
+    """The public search's filters over every status (admins), or over one `status`."""
+
+    status: EventStatus | None = None
 
 
 class Seat(Struct, kw_only=True):

@@ -21,6 +21,7 @@ from engine.settings import Settings
 from engine.sweeper import sweep_forever
 from storefront import (
     api_accounts,
+    api_admin,
     api_holds,
     api_provider,
     api_public,
@@ -49,7 +50,7 @@ from storefront.middleware import error_middleware, path_middleware, request_id_
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
-API_MODULES = (api_public, api_holds, api_accounts, api_provider)
+API_MODULES = (api_public, api_holds, api_accounts, api_provider, api_admin)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
