@@ -88,7 +88,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         status, code, fields = 500, "internal", {}
         message = "something went wrong on our side; it has been logged with this request's id"
     if not wants_json(request):
-        response = error_page(request, status, message)
+        response = error_page(request, status, message, fields)
         response.headers.update(extra_headers)
         return response
     if status == 401:

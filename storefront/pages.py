@@ -17,10 +17,11 @@ from storefront.appkeys import ACCOUNTS, CATALOG, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
-from storefront.errors import ApiError
+from storefront.errors import ApiError, status_for
 from storefront.forms import read_form
 from storefront.render import render
 from storefront.urls import public_url
+from storefront.wording import form_errors, form_message, sentence
 
 routes = web.RouteTableDef()
 
@@ -123,7 +124,8 @@ async def login_submit(request: web.Request) -> web.Response:
         creds = convert({"email": email, "password": form.get("password", "")}, Credentials)
         user = await request.app[ACCOUNTS].authenticate(creds)
     except (ApiError, DomainError) as exc:
-        message = exc.message if isinstance(exc, DomainError) else "enter your email and password"
+        message = (sentence(exc.message) if isinstance(exc, DomainError)
+                   else "Enter your email address and password.")
         return render(request, "accounts/login.html",
                       {"error": message, "email": email, "next": next_url}, status=401)
     session = await start_session(request, user)
@@ -143,12 +145,11 @@ async def register_submit(request: web.Request) -> web.Response:
     try:
         data = convert(form, Registration)
         user = await request.app[ACCOUNTS].register(data)
-    except ApiError as err:
-        return render(request, "accounts/register.html",
-                      {"errors": err.fields, "form": form, "error": err.message}, status=422)
-    except DomainError as exc:
-        return render(request, "accounts/register.html",
-                      {"errors": exc.fields, "form": form, "error": exc.message}, status=409)
+    except (ApiError, DomainError) as exc:
+        status = exc.status if isinstance(exc, ApiError) else status_for(exc)
+        return render(request, "accounts/register.html", {
+            "errors": form_errors(exc.fields), "form": form,
+            "error": form_message(exc.message, exc.fields)}, status=status)
     session = await start_session(request, user)
     response = web.HTTPSeeOther("/events")
     set_session_cookie(request, response, session)

@@ -9,6 +9,7 @@ from aiohttp import web
 from storefront.appkeys import TEMPLATES, USER
 from storefront.auth import csrf_token
 from storefront.urls import public_url
+from storefront.wording import page_message
 
 
 def render(request: web.Request, template: str, context: dict[str, Any] | None = None,
@@ -21,5 +22,9 @@ def render(request: web.Request, template: str, context: dict[str, Any] | None =
     return web.Response(text=html, status=status, content_type="text/html", headers=headers)
 
 
-def error_page(request: web.Request, status: int, message: str) -> web.Response:
-    return render(request, "error.html", {"status": status, "message": message}, status=status)
+def error_page(request: web.Request, status: int, message: str,
+               fields: dict[str, str] | None = None) -> web.Response:
+    """The error page: the refusal in words for people (storefront/wording.py)."""
+    return render(request, "error.html", {"status": status,
+                                          "message": page_message(message, fields or {})},
+                  status=status)

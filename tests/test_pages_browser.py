@@ -281,7 +281,7 @@ async def test_empty_state(page: Page, factory: Factory, provider: Actor) -> Non
 async def test_bad_filter_shows_an_error_page(page: Page) -> None:
     response = await page.goto("/events?sort=cheapest")
     assert response is not None and response.status == 422
-    await expect(page.get_by_test_id("error-message")).to_contain_text("sort")
+    await expect(page.get_by_test_id("error-message")).to_have_text("Sort: Choose one of the options.")
 
 
 # --- event detail ----------------------------------------------------------------------------
@@ -478,7 +478,7 @@ async def test_wrong_password_shows_an_error(page: Page) -> None:
     await page.goto("/login")
     await log_in(page, "mphatso@example.test", "not the password")
     alert = page.get_by_role("alert")
-    await expect(alert).to_have_text("email or password is wrong")
+    await expect(alert).to_have_text("Email or password is wrong.")
     await expect(page.get_by_label("Email", exact=True)).to_have_value("mphatso@example.test")
     await expect(page.get_by_label("Password", exact=True)).to_have_value("")
     await expect(page.get_by_test_id("who")).to_have_count(0)
@@ -488,7 +488,9 @@ async def test_register_with_a_taken_email_shows_the_problem(page: Page) -> None
     await register(page, "First", "taken@example.test", PASSWORD)
     await page.get_by_role("button", name="Log out").click()
     await register(page, "Second", "taken@example.test", PASSWORD)
-    await expect(page.get_by_role("alert")).to_contain_text("an account with this email exists")
+    await expect(page.get_by_role("alert")).to_have_text("Please correct the field marked below.")
+    await expect(page.get_by_test_id("error-email")).to_have_text(
+        "An account with this email address exists already.")
     await expect(page.get_by_label("Name", exact=True)).to_have_value("Second")  # the form keeps its input
     await expect(page.get_by_label("Password", exact=True)).to_have_value("")   # but never the password
     await expect(page.get_by_test_id("who")).to_have_count(0)
@@ -503,6 +505,6 @@ async def test_register_provider_without_business_name_marks_the_field(page: Pag
     await page.get_by_role("button", name="Create account").click()
     business = page.get_by_label("Business name (sellers)")
     await expect(business).to_have_attribute("aria-invalid", "true")
-    await expect(page.get_by_test_id("error-business_name")).to_have_text("required")
+    await expect(page.get_by_test_id("error-business_name")).to_have_text("Enter your business name.")
     await expect(page.get_by_label("sell tickets for my events")).to_be_checked()
 
