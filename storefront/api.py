@@ -161,6 +161,18 @@ def convert(data: Any, typ: type, where: str = "body", strict: bool = True) -> A
 
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+@functools.cache
+def _time_params(typ: type) -> frozenset[str]:
+    """The parameters of a query type that hold times."""
+    def is_time(info: msgspec.inspect.Type) -> bool:
+        if isinstance(info, msgspec.inspect.UnionType):
+            return any(is_time(t) for t in info.types)
+        return isinstance(info, msgspec.inspect.DateTimeType)
+
+    return frozenset(f.encode_name for f in msgspec.inspect.type_info(typ).fields if is_time(f.type))
 
 
 def decode_query(request: web.Request, typ: type) -> Any:
@@ -179,6 +191,10 @@ def decode_query(request: web.Request, typ: type) -> Any:
             params[key] = values[0]
             if key in day_bounds and _DAY.match(values[0]):
                 params[key] = values[0] + day_bounds[key]
+            elif key in _time_params(typ) and not _DATE_LIKE.match(values[0]):
+                # without this, a number would be read as seconds since 1970
+                problem = "Invalid RFC3339 encoded datetime"
+                raise ApiError(422, "invalid", f"{key}: {problem}", {key: problem})
     return convert(params, typ, where="query", strict=False)
 
 

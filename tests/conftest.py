@@ -61,21 +61,32 @@ async def tables(database_url: str) -> list[str]:
     return [r["tablename"] for r in rows]
 
 
-@pytest.fixture
-async def settings(services: Services, database_url: str, tables: list[str]) -> AsyncIterator[Settings]:
-    """Settings for one test: its own Redis key prefix; tables emptied after the test."""
-    prefix = f"kwt{uuid.uuid4().hex[:10]}"
-    yield load_settings({}, redis_url=services.redis_url, database_url=database_url,
-                        redis_prefix=prefix, secret_key="test-secret-key-0123456789",
-                        argon2_memory_kib=1024, argon2_time_cost=1, log_json=False)
-    conn = await asyncpg.connect(database_url)
+def fresh_settings(services: Services, database_url: str) -> Settings:
+    """Settings with a Redis key prefix of their own (cheap password hashing for tests)."""
+    return load_settings({}, redis_url=services.redis_url, database_url=database_url,
+                         redis_prefix=f"kwt{uuid.uuid4().hex[:10]}",
+                         secret_key="test-secret-key-0123456789",
+                         argon2_memory_kib=1024, argon2_time_cost=1, log_json=False)
+
+
+async def clean_up(settings: Settings, tables: list[str]) -> None:
+    """Empty the tables and delete the Redis keys of `settings`' prefix."""
+    conn = await asyncpg.connect(settings.database_url)
     await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     await conn.close()
-    client = redis.Redis.from_url(services.redis_url)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+async def settings(services: Services, database_url: str, tables: list[str]) -> AsyncIterator[Settings]:
+    """Settings for one test: its own Redis key prefix; tables emptied after the test."""
+    settings = fresh_settings(services, database_url)
+    yield settings
+    await clean_up(settings, tables)
 
 
 @pytest.fixture

@@ -299,6 +299,8 @@ async def test_invalid_dates_are_422(client, db, routes, name, patch, field):
     ({"date_from": "notadate"}, "date_from"),
     ({"date_from": "2026-06-01T00:00:00"}, "date_from"),  # no offset
     ({"date_to": "2026-02-30"}, "date_to"),
+    ({"date_to": "-58800"}, "date_to"),  # not seconds since 1970
+    ({"date_from": "1700000000"}, "date_from"),
     ({"lat": "abc", "lng": "1"}, "lat"),
     ({"lat": "91", "lng": "1"}, "lat"),
     ({"lat": "1", "lng": "181"}, "lng"),
