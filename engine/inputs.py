@@ -16,11 +16,13 @@ display as something other than what it is (U+202E followed by "kcilc" shows as 
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+import msgspec.inspect as mi
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
 # for msgspec's `Meta(pattern=...)`: JSON Schema (ECMA-262) and Python read it alike; `$(?!\n)`
@@ -42,6 +44,32 @@ def problems(value: Any, path: str = "") -> dict[str, str]:
     found: dict[str, str] = {}
     _walk(value, path, found)
     return found
+
+
+@functools.cache
+def can_break_rules(typ: Any) -> bool:
+    """Whether a value of `typ` can hold text or times at all. One of numbers only (a hold's
+    selection) cannot, so it need not be walked: the hold path pays nothing for these rules."""
+    return _can_break(mi.type_info(typ), set())
+
+
+def _can_break(info: mi.Type, seen: set[type]) -> bool:
+    if isinstance(info, mi.IntType | mi.FloatType | mi.BoolType | mi.NoneType | mi.LiteralType):
+        return False  # a literal's few strings are the type's own
+    if isinstance(info, mi.StructType):
+        if info.cls in seen:
+            return False
+        seen.add(info.cls)
+        return any(_can_break(f.type, seen) for f in info.fields)
+    if isinstance(info, mi.ListType | mi.SetType | mi.FrozenSetType | mi.VarTupleType):
+        return _can_break(info.item_type, seen)
+    if isinstance(info, mi.TupleType):
+        return any(_can_break(t, seen) for t in info.item_types)
+    if isinstance(info, mi.DictType):
+        return _can_break(info.key_type, seen) or _can_break(info.value_type, seen)
+    if isinstance(info, mi.UnionType):
+        return any(_can_break(t, seen) for t in info.types)
+    return True  # text, times, anything else: walk it
 
 
 def _walk(value: Any, path: str, found: dict[str, str]) -> None:

@@ -118,7 +118,7 @@ async def decode_body(request: web.Request, typ: type) -> Any:
     if not raw.strip():
         raise ApiError(400, "empty_body", "the request needs a JSON body")
     try:
-        return check_input(msgspec.json.decode(raw, type=typ))
+        value = msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
         # msgspec checks types while it parses, so a truncated body can fail on a field first:
         # only well-formed JSON gets a 422
@@ -135,14 +135,18 @@ async def decode_body(request: web.Request, typ: type) -> Any:
         raise ApiError(400, "malformed_json", "the body is not valid UTF-8") from None
     except RecursionError:
         raise _too_deep() from None
+    return check_input(value, typ=typ)
 
 
 def _too_deep() -> ApiError:
     return ApiError(400, "malformed_json", "the body is nested too deeply to be read")
 
 
-def check_input(value: Any, where: str = "body") -> Any:
-    """`value`, unless some text or time in it breaks the rules of `engine.inputs` (422)."""
+def check_input(value: Any, where: str = "body", typ: Any = None) -> Any:
+    """`value` (decoded as `typ`, when given), unless some text or time in it breaks the rules of
+    `engine.inputs` (422)."""
+    if typ is not None and not inputs.can_break_rules(typ):
+        return value
     found = inputs.problems(value)
     if found:
         field, problem = next(iter(found.items()))
@@ -157,7 +161,7 @@ def convert(data: Any, typ: type, where: str = "body", strict: bool = True) -> A
         value = msgspec.convert(data, typ, strict=strict)
     except msgspec.ValidationError as exc:
         raise validation_error(exc, where=where) from None
-    return check_input(value, where)
+    return check_input(value, where, typ)
 
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
