@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,6 +20,7 @@ from engine.db import migrate
 from engine.embedded import Services, ensure_services
 from engine.settings import Settings, load_settings
 from storefront.app import create_app
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPORT_CSP_VIOLATIONS, Console
 from tests.factories import Factory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,3 +127,36 @@ async def _no_task_left_behind() -> AsyncIterator[None]:
     yield
     loop.set_exception_handler(previous)
     assert not errors, f"unhandled errors in background tasks: {errors}"
+
+
+# --- pages in Chromium (tests/browser.py) ----------------------------------------------------
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    pw = pytest.importorskip("playwright.async_api", reason="page tests need playwright")
+    async with pw.async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+async def page(browser: Any, client: TestClient, console: Console) -> AsyncIterator[Any]:
+    """A page in a fresh context whose base URL is the app, served on a real port. The test
+    fails on any JavaScript error, console error or Content-Security-Policy violation (unless
+    it `console.allow`s it)."""
+    context = await browser.new_context(base_url=str(client.make_url("")).rstrip("/"),
+                                        accept_downloads=True)
+    context.set_default_timeout(10_000)
+    await context.add_init_script(REPORT_CSP_VIOLATIONS)
+    tab = await context.new_page()
+    tab.on("pageerror", lambda exc: console.errors.append((f"JavaScript error: {exc}", "")))
+    tab.on("response", console.on_response)
+    tab.on("console", console.on_console)
+    yield tab
+    await context.close()
+    assert not console.unexpected(), f"errors on the page: {console.unexpected()}"

@@ -7,7 +7,6 @@ through the JSON API (tests/factories.py), as a provider would.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,88 +16,13 @@ import pytest
 from aiohttp.test_utils import TestClient
 
 from storefront.templating import local
+from tests.browser import BROWSER_MARKS, Console
 from tests.factories import PASSWORD, Actor, Factory, future
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"page tests need Chromium at {CHROMIUM} (apt-get install chromium)"),
-]
-
+pytestmark = BROWSER_MARKS
 pw = pytest.importorskip("playwright.async_api", reason="page tests need the playwright package")
 expect = pw.expect
 Page = pw.Page
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async with pw.async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
-
-
-# Chromium reports a CSP violation on the console; this makes sure each one is seen, whatever
-# the browser version prints, by logging the violation event itself as an error.
-REPORT_CSP_VIOLATIONS = """
-document.addEventListener("securitypolicyviolation", (e) => console.error(
-  `CSP violation: ${e.violatedDirective} blocked ${e.blockedURI || "inline code"}`));
-"""
-
-
-class Console:
-    """What a page reported: JavaScript errors, console errors and CSP violations. The browser
-    also logs a page's own 4xx status as an error; a test that navigates to an error page asserts
-    that status itself, so those are not counted. A test that expects something else says so
-    with `allow`; anything left fails it."""
-
-    def __init__(self) -> None:
-        self.errors: list[tuple[str, str]] = []  # (text, url)
-        self.error_documents: set[str] = set()  # pages (not resources) answered with 4xx/5xx
-        self._allowed: list[re.Pattern[str]] = []
-
-    def allow(self, pattern: str) -> None:
-        self._allowed.append(re.compile(pattern))
-
-    def on_console(self, msg: Any) -> None:
-        if msg.type in ("error", "assert"):
-            self.errors.append((f"console.{msg.type}: {msg.text}", msg.location.get("url", "")))
-
-    def on_response(self, response: Any) -> None:
-        if response.status >= 400 and response.request.resource_type == "document":
-            self.error_documents.add(response.url)
-
-    def unexpected(self) -> list[str]:
-        return [f"{text} at {url}" for text, url in self.errors
-                if not (text.startswith("console.error: Failed to load resource")
-                        and url in self.error_documents)
-                and not any(p.search(text) for p in self._allowed)]
-
-
-@pytest.fixture
-def console() -> Console:
-    return Console()
-
-
-@pytest.fixture
-async def page(browser: Any, client: TestClient, console: Console) -> AsyncIterator[Page]:
-    """A page in a fresh context whose base URL is the app, served on a real port. The test
-    fails on any JavaScript error, console error or Content-Security-Policy violation."""
-    context = await browser.new_context(base_url=str(client.make_url("")).rstrip("/"),
-                                        accept_downloads=True)
-    context.set_default_timeout(10_000)
-    await context.add_init_script(REPORT_CSP_VIOLATIONS)
-    tab = await context.new_page()
-    tab.on("pageerror", lambda exc: console.errors.append((f"JavaScript error: {exc}", "")))
-    tab.on("response", console.on_response)
-    tab.on("console", console.on_console)
-    yield tab
-    await context.close()
-    assert not console.unexpected(), f"errors on the page: {console.unexpected()}"
 
 
 @pytest.fixture
