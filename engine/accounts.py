@@ -24,6 +24,7 @@ from msgspec import Meta, Struct
 
 from engine.errors import Busy, Conflict, Invalid, NotFound, Unauthenticated
 from engine.hashing import HashGate, PasswordHashing
+from engine.inputs import ONE_LINE
 from engine.keys import Keys
 from engine.login_limits import LoginLimits
 from engine.passwords import common_passwords, password_problem
@@ -32,9 +33,9 @@ from engine.tokens import NewToken, Scope, TokenGrant, TokenInfo
 
 Role = Literal["buyer", "provider", "staff", "admin"]
 ROLES: tuple[str, ...] = ("buyer", "provider", "staff", "admin")
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$(?!\n)")]
 Password = Annotated[str, Meta(min_length=8, max_length=256)]
-Name = Annotated[str, Meta(min_length=1, max_length=120)]
+Name = Annotated[str, Meta(min_length=1, max_length=120, pattern=ONE_LINE)]
 
 TOKEN_TOUCH_SECONDS = 60  # last_used_at is refreshed at most this often (no write per request)
 # Identities (user, token -> user) are cached in Redis this long, so an authenticated request
@@ -52,7 +53,7 @@ class Registration(Struct, forbid_unknown_fields=True, kw_only=True):
     password: Password
     phone: Annotated[str, Meta(max_length=30)] | None = None
     account_type: Literal["buyer", "provider"] = "buyer"
-    business_name: Annotated[str, Meta(min_length=1, max_length=200)] | None = None
+    business_name: Annotated[str, Meta(min_length=1, max_length=200, pattern=ONE_LINE)] | None = None
 
 
 class Credentials(Struct, forbid_unknown_fields=True, kw_only=True):

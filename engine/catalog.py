@@ -20,6 +20,7 @@ from msgspec import UNSET
 
 from engine import catalog_types as t
 from engine.catalog_rules import (
+    PUBLIC_STATUSES,
     check_dates,
     check_order_limits,
     check_position,
@@ -31,6 +32,7 @@ from engine.catalog_rules import (
     slugify,
 )
 from engine.errors import Conflict, Invalid, InvalidTransition, NotFound
+from engine.prices import event_range, section_prices
 from engine.search import categories, search_events
 
 _EVENT_COLUMNS = ", ".join(f for f in t.Event.__struct_fields__)
@@ -426,15 +428,16 @@ class Catalog:
         packages = await self.packages(event.id, conn)
         if public_only:
             packages = [p for p in packages if p.is_active]
+        sections = await section_prices(conn or self.pool, event.id, [p.id for p in packages])
+        price_min, price_max = event_range(packages, sections)
         return t.EventDetail(
-            **msgspec.structs.asdict(event), packages=packages,
-            price_min=min((p.price for p in packages), default=None),
-            price_max=max((p.price for p in packages), default=None),
-            provider_name=row["provider_name"])
+            **msgspec.structs.asdict(event), packages=packages, sections=sections,
+            price_min=price_min, price_max=price_max, provider_name=row["provider_name"])
 
-    async def search(self, query: t.EventQuery, now: datetime | None = None) -> t.EventPage:
-        """Published events matching `query` (see engine/search.py)."""
-        return await search_events(self.pool, query, now)
+    async def search(self, query: t.EventQuery, now: datetime | None = None,
+                     statuses: tuple[str, ...] = PUBLIC_STATUSES) -> t.EventPage:
+        """Events in `statuses` (the public ones unless told) matching `query` (engine/search.py)."""
+        return await search_events(self.pool, query, now, statuses)
 
     async def categories(self) -> list[str]:
         return await categories(self.pool)

@@ -39,8 +39,22 @@ def check_transition(current: str, target: str) -> None:
         )
 
 
-def sale_state(pkg: t.Package, now: datetime) -> str:
-    """Where a package stands in its sale window at `now` (pure; availability supplied)."""
+def event_sale_status(event_status: str, live_status: str | None) -> str:
+    """Whether an event sells right now: `on_sale`, `paused` or `closed`. A published event sells
+    when the inventory says so (`live_status`, None when its stock is not loaded); a postponed one
+    is paused; drafts, cancelled and completed events sell nothing."""
+    if event_status == "published":
+        return live_status if live_status in ("on_sale", "paused") else "closed"
+    return "paused" if event_status == "postponed" else "closed"
+
+
+def sale_state(pkg: t.Package, now: datetime, event_sale: str = "on_sale",
+               draft: bool = False) -> str:
+    """Where a package stands at `now` (pure; availability supplied): the event's own state when
+    it is paused or closed (a draft's packages show their windows, as they will be), else its sale
+    window and stock."""
+    if event_sale in ("paused", "closed") and not draft:
+        return event_sale
     if pkg.opens_at is not None and now < pkg.opens_at:
         return "upcoming"
     if (pkg.closes_at is not None and now >= pkg.closes_at) or not pkg.is_active:

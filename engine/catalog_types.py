@@ -12,20 +12,25 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from engine.inputs import ONE_LINE
+
 EventStatus = Literal["draft", "published", "cancelled", "postponed", "completed"]
 NumberingType = Literal["sequential", "grid", "custom"]
 SeatStatus = Literal["available", "reserved", "sold", "blocked"]
 SortKey = Literal["date", "popularity", "price"]
 
-Title = Annotated[str, Meta(min_length=1, max_length=200)]
-Slug = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$")]
-ShortText = Annotated[str, Meta(max_length=200)]
+# titles, names and places are one line without controls or direction overrides (engine/inputs.py)
+Title = Annotated[str, Meta(min_length=1, max_length=200, pattern=ONE_LINE)]
+Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=ONE_LINE)]
+# `$(?!\n)`: Python's `$` also matches before a final line feed, which these must not end with
+Slug = Annotated[str, Meta(min_length=1, max_length=120, pattern=r"^[a-z0-9]+(-[a-z0-9]+)*$(?!\n)")]
+ShortText = Annotated[str, Meta(max_length=200, pattern=ONE_LINE)]
 LongText = Annotated[str, Meta(max_length=20_000)]
-Category = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$")]
-Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$")]
+Category = Annotated[str, Meta(min_length=1, max_length=50, pattern=r"^[a-z0-9-]+$(?!\n)")]
+Currency = Annotated[str, Meta(pattern=r"^[A-Z]{3}$(?!\n)")]
 Latitude = Annotated[float, Meta(ge=-90, le=90)]
 Longitude = Annotated[float, Meta(ge=-180, le=180)]
-Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://\S+$")]
+Url = Annotated[str, Meta(max_length=2000, pattern=r"^https?://\S+$(?!\n)")]
 Money = Annotated[int, Meta(ge=0, le=10**12)]
 Capacity = Annotated[int, Meta(ge=0, le=1_000_000)]
 PerOrder = Annotated[int, Meta(ge=1, le=1000)]
@@ -97,7 +102,7 @@ class Postpone(Input):
 
 
 class PackageCreate(Input):
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    name: Name
     price: Money
     capacity: Capacity
     description: Annotated[str, Meta(max_length=2000)] = ""
@@ -110,7 +115,7 @@ class PackageCreate(Input):
 
 
 class PackageUpdate(Input):
-    name: Annotated[str, Meta(min_length=1, max_length=100)] | UnsetType = UNSET
+    name: Name | UnsetType = UNSET
     price: Money | UnsetType = UNSET
     capacity: Capacity | UnsetType = UNSET
     description: Annotated[str, Meta(max_length=2000)] | UnsetType = UNSET
@@ -124,8 +129,8 @@ class PackageUpdate(Input):
 
 
 class CustomSeat(Input):
-    seat_number: Annotated[str, Meta(min_length=1, max_length=20)]
-    row: Annotated[str, Meta(max_length=10)] | None = None
+    seat_number: Annotated[str, Meta(min_length=1, max_length=20, pattern=ONE_LINE)]
+    row: Annotated[str, Meta(max_length=10, pattern=ONE_LINE)] | None = None
     price_modifier: Modifier = 0
 
 
@@ -137,7 +142,7 @@ class SectionCreate(Input):
     Seat prices are the package price plus each seat's modifier (row modifiers apply by row).
     """
 
-    name: Annotated[str, Meta(min_length=1, max_length=100)]
+    name: Name
     package_id: Id
     numbering_type: NumberingType = "grid"
     rows: Annotated[int, Meta(ge=0, le=200)] = 0
@@ -172,7 +177,8 @@ class Package(Struct, kw_only=True):
     sort_order: int
     is_active: bool
     available: int = 0
-    sale_state: Literal["upcoming", "on_sale", "closed", "sold_out"] = "on_sale"
+    # paused / closed: the whole event is (postponed; cancelled, completed or not on sale)
+    sale_state: Literal["upcoming", "on_sale", "paused", "closed", "sold_out"] = "on_sale"
 
 
 class Event(Struct, kw_only=True):
@@ -204,8 +210,24 @@ class Event(Struct, kw_only=True):
     updated_at: datetime
 
 
+class SectionPrices(Struct, kw_only=True):
+    """A section of a seated event and what its seats cost (engine/prices.py)."""
+
+    id: int
+    name: str
+    package_id: int
+    capacity: int
+    price_min: int
+    price_max: int
+
+
 class EventDetail(Event, kw_only=True):
+    """An event with its packages; price_min / price_max include seat prices."""
+
     packages: list[Package] = []
+    sections: list[SectionPrices] = []  # seated events: the price range of each section
+    # whether it sells right now, from the live inventory (catalog_rules.event_sale_status)
+    sale_status: Literal["on_sale", "paused", "closed"] = "closed"
     price_min: int | None = None
     price_max: int | None = None
     available: int = 0
@@ -262,6 +284,12 @@ class EventQuery(Input):
     order: Literal["asc", "desc"] | None = None
     page: Annotated[int, Meta(ge=1, le=10_000)] = 1
     per_page: Annotated[int, Meta(ge=1, le=100)] = 12
+
+
+class AdminEventQuery(EventQuery):
+    """The public search's filters over every status (admins), or over one `status`."""
+
+    status: EventStatus | None = None
 
 
 class Seat(Struct, kw_only=True):

@@ -15,12 +15,27 @@ from engine import catalog_types as t
 from engine.catalog_rules import PUBLIC_STATUSES
 from engine.errors import Invalid
 
+# each active package of event `e` with what its tickets cost at least and at most: its seats'
+# prices (package price + seat modifier, never below zero) when it has seats, else its price;
+# the rule of engine/prices.py
+_PACKAGE_RANGES = """
+    SELECT tp.id, tp.capacity,
+           CASE WHEN m.low IS NULL THEN tp.price ELSE greatest(0, tp.price + m.low) END AS low,
+           CASE WHEN m.high IS NULL THEN tp.price ELSE greatest(0, tp.price + m.high) END AS high
+    FROM ticket_packages tp
+    LEFT JOIN LATERAL (
+        SELECT min(s.price_modifier) AS low, max(s.price_modifier) AS high
+        FROM sections c JOIN seats s ON s.section_id = c.id
+        WHERE c.event_id = e.id AND c.package_id = tp.id) m ON true
+    WHERE tp.event_id = e.id AND tp.is_active"""
 
-async def search_events(pool: asyncpg.Pool, query: t.EventQuery,
-                        now: datetime | None = None) -> t.EventPage:
-    """One page of public events matching `query`, ordered as asked."""
+
+async def search_events(pool: asyncpg.Pool, query: t.EventQuery, now: datetime | None = None,
+                        statuses: tuple[str, ...] = PUBLIC_STATUSES) -> t.EventPage:
+    """One page of the events in `statuses` (the public ones unless told) matching `query`,
+    ordered as asked."""
     now = now or datetime.now(UTC)
-    where, args = _search_filters(query, now)
+    where, args = _search_filters(query, now, statuses)
     direction = (query.order or ("desc" if query.sort == "popularity" else "asc")).upper()
     order_by = {
         "date": f"e.starts_at {direction}, e.id",
@@ -36,9 +51,9 @@ async def search_events(pool: asyncpg.Pool, query: t.EventQuery,
                    count(*) OVER () AS total
             FROM events e
             LEFT JOIN LATERAL (
-                SELECT min(price) AS price_min, max(price) AS price_max,
-                       sum(capacity)::int AS capacity, array_agg(id ORDER BY id) AS package_ids
-                FROM ticket_packages WHERE event_id = e.id AND is_active) p ON true
+                SELECT min(pk.low) AS price_min, max(pk.high) AS price_max,
+                       sum(pk.capacity)::int AS capacity, array_agg(pk.id ORDER BY pk.id) AS package_ids
+                FROM ({_PACKAGE_RANGES}) pk) p ON true
             WHERE {' AND '.join(where)}
             ORDER BY {order_by}
             LIMIT {query.per_page} OFFSET {offset}""",
@@ -65,9 +80,10 @@ async def categories(pool: asyncpg.Pool) -> list[str]:
     return [r["category"] for r in rows]
 
 
-def _search_filters(query: t.EventQuery, now: datetime) -> tuple[list[str], list[Any]]:
+def _search_filters(query: t.EventQuery, now: datetime,
+                    statuses: tuple[str, ...]) -> tuple[list[str], list[Any]]:
     """WHERE fragments and their parameters. Fragments are constants; values go in `args`."""
-    args: list[Any] = [list(PUBLIC_STATUSES)]
+    args: list[Any] = [list(statuses)]
     where = ["e.status = ANY($1::text[])"]
 
     def arg(value: Any) -> str:

@@ -47,7 +47,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     cookie_secure: bool = False
     log_level: str = "INFO"
     log_json: bool = True
-    public_url: str = "http://127.0.0.1:8080"
+    public_url: str | None = None  # None: the address each request was served on
     argon2_memory_kib: int = 65_536
     argon2_time_cost: int = 3
     # comma-separated addresses or networks of reverse proxies whose X-Forwarded-For is believed
@@ -219,8 +219,9 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     if level not in _LOG_LEVELS:
         raise SettingsError(f"KWIKA_LOG_LEVEL={settings.log_level!r} is not one of "
                             + ", ".join(_LOG_LEVELS))
-    public_url = settings.public_url.rstrip("/")
-    if not public_url.startswith(("http://", "https://")) or len(public_url) <= len("https://"):
+    public_url = settings.public_url.rstrip("/") if settings.public_url else None
+    if public_url is not None and (not public_url.startswith(("http://", "https://"))
+                                   or len(public_url) <= len("https://")):
         raise SettingsError(f"KWIKA_PUBLIC_URL={settings.public_url!r} must be an absolute "
                             "http(s) URL")
     for url_field in ("redis_url", "database_url"):

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import asyncio
 import logging
 import multiprocessing
@@ -184,6 +185,7 @@ async def _serve_until_signalled(settings: Settings, sock: socket.socket | None,
 
 def _serve_one(settings: Settings, sock: socket.socket | None, sweeper: bool = False) -> None:
     setup_logging(settings.log_level, settings.log_json)
+    faulthandler.register(signal.SIGUSR1, all_threads=True)  # `kill -USR1`: where is it stuck?
     _uvloop()
     asyncio.run(_serve_until_signalled(settings, sock, sweeper))
 

@@ -19,6 +19,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
+from engine import inputs
 from engine.errors import TryLater
 from storefront.appkeys import USER
 from storefront.auth import require
@@ -122,14 +123,15 @@ def _wrap(fn: Callable[..., Awaitable[Any]], roles: tuple[str, ...] | None,
 
 
 async def decode_body(request: web.Request, typ: type) -> Any:
-    """The JSON body as `typ`; 415 for another content type, 400 for bad JSON, 422 for bad data."""
+    """The JSON body as `typ`; 415 for another content type, 400 for bad JSON, 422 for bad data
+    (including text and times that `engine.inputs` refuses)."""
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()
     if not raw.strip():
         raise ApiError(400, "empty_body", "the request needs a JSON body")
     try:
-        return msgspec.json.decode(raw, type=typ)
+        value = msgspec.json.decode(raw, type=typ)
     except msgspec.ValidationError as exc:
         # msgspec checks types while it parses, so a truncated body can fail on a field first:
         # only well-formed JSON gets a 422
@@ -137,14 +139,57 @@ async def decode_body(request: web.Request, typ: type) -> Any:
             msgspec.json.decode(raw)
         except (msgspec.DecodeError, UnicodeDecodeError) as bad:
             raise ApiError(400, "malformed_json", f"the body is not valid JSON: {bad}") from None
+        except RecursionError:
+            raise _too_deep() from None
         raise validation_error(exc) from None
     except msgspec.DecodeError as exc:
         raise ApiError(400, "malformed_json", f"the body is not valid JSON: {exc}") from None
     except UnicodeDecodeError:
         raise ApiError(400, "malformed_json", "the body is not valid UTF-8") from None
+    except RecursionError:
+        raise _too_deep() from None
+    return check_input(value, typ=typ)
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "malformed_json", "the body is nested too deeply to be read")
+
+
+def check_input(value: Any, where: str = "body", typ: Any = None) -> Any:
+    """`value` (decoded as `typ`, when given), unless some text or time in it breaks the rules of
+    `engine.inputs` (422)."""
+    if typ is not None and not inputs.can_break_rules(typ):
+        return value
+    found = inputs.problems(value)
+    if found:
+        field, problem = next(iter(found.items()))
+        raise ApiError(422, "invalid", f"{field or where}: {problem}",
+                       {k or where: v for k, v in found.items()})
+    return value
+
+
+def convert(data: Any, typ: type, where: str = "body", strict: bool = True) -> Any:
+    """Already-parsed data (query parameters, form fields) as `typ`, checked like a JSON body."""
+    try:
+        value = msgspec.convert(data, typ, strict=strict)
+    except msgspec.ValidationError as exc:
+        raise validation_error(exc, where=where) from None
+    return check_input(value, where, typ)
 
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+_DATE_LIKE = re.compile(r"^\d{4}-\d{2}-\d{2}")
+
+
+@functools.cache
+def _time_params(typ: type) -> frozenset[str]:
+    """The parameters of a query type that hold times."""
+    def is_time(info: msgspec.inspect.Type) -> bool:
+        if isinstance(info, msgspec.inspect.UnionType):
+            return any(is_time(t) for t in info.types)
+        return isinstance(info, msgspec.inspect.DateTimeType)
+
+    return frozenset(f.encode_name for f in msgspec.inspect.type_info(typ).fields if is_time(f.type))
 
 
 def decode_query(request: web.Request, typ: type) -> Any:
@@ -163,10 +208,18 @@ def decode_query(request: web.Request, typ: type) -> Any:
             params[key] = values[0]
             if key in day_bounds and _DAY.match(values[0]):
                 params[key] = values[0] + day_bounds[key]
-    try:
-        return msgspec.convert(params, typ, strict=False)
-    except msgspec.ValidationError as exc:
-        raise validation_error(exc, where="query") from None
+            elif key in _time_params(typ) and not _DATE_LIKE.match(values[0]):
+                # without this, a number would be read as seconds since 1970
+                problem = "Invalid RFC3339 encoded datetime"
+                raise ApiError(422, "invalid", f"{key}: {problem}", {key: problem})
+    return convert(params, typ, where="query", strict=False)
+
+
+def check_path(request: web.Request) -> None:
+    """A path segment holding a control character names nothing: 404 before any handler."""
+    for name, value in request.match_info.items():
+        if inputs.CONTROL.search(value):
+            raise ApiError(404, "not_found", f"{name} holds a control character, so nothing has it")
 
 
 def path_int(request: web.Request, name: str) -> int:

@@ -33,7 +33,7 @@ def _scope(user: User) -> int | None:
 async def my_events(request: web.Request, user: User) -> list[t.Event]:
     scope = _scope(user)
     if scope is None:
-        raise Forbidden("admins list events through the admin API")
+        raise Forbidden("admins list every provider's events with GET /api/admin/events")
     return await request.app[CATALOG].provider_events(scope)
 
 

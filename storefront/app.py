@@ -21,7 +21,17 @@ from engine.orders import Orders
 from engine.payments.service import Payments
 from engine.settings import Settings
 from engine.sweeper import sweep_forever, worker_jobs
-from storefront import api_accounts, api_holds, api_provider, api_public, openapi, ops, pages
+from storefront import (
+    api_accounts,
+    api_admin,
+    api_holds,
+    api_provider,
+    api_public,
+    headers,
+    openapi,
+    ops,
+    pages,
+)
 from storefront.api import json_response
 from storefront.appkeys import (
     ACCOUNTS,
@@ -43,11 +53,12 @@ from storefront.auth import auth_middleware
 from storefront.buy import api as api_buy
 from storefront.buy import webhooks
 from storefront.event_cache import EventCache
-from storefront.middleware import error_middleware, request_id_middleware
+from storefront.middleware import error_middleware, path_middleware, request_id_middleware
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
-API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider)
+CLOSE_TIMEOUT = 10.0
+API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider, api_admin)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
@@ -72,9 +83,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         yield
     finally:
         await app[INVENTORY].close()
-        await app[DB].close()
+        try:  # a connection some cancelled work never gave back must not hold the exit up
+            await asyncio.wait_for(app[DB].close(), CLOSE_TIMEOUT)
+        except TimeoutError:
+            app[DB].terminate()
         await app[REDIS].aclose()
-        app[EXECUTOR].shutdown(wait=True)
+        app[EXECUTOR].shutdown(wait=True, cancel_futures=True)
 
 
 def all_routes() -> list:
@@ -98,7 +112,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     """A storefront for `settings` (whose redis_url and database_url must be set); with
     `sweeper`, it also returns the stock of expired holds (one process of a deployment)."""
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, auth_middleware],
+        middlewares=[request_id_middleware, error_middleware, path_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -106,6 +120,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     app[TEMPLATES] = make_environment(HERE / "templates")
     app[BACKGROUND] = {}
     app[GATEWAYS] = {}  # filled from the settings at start-up; tests may add their own
+    headers.install(app)
     app.cleanup_ctx.append(_resources)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)

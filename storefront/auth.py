@@ -34,6 +34,7 @@ from storefront.appkeys import (
     USER,
 )
 from storefront.errors import ApiError
+from storefront.forms import read_form
 
 SESSION_COOKIE = "kwika_session"
 CSRF_COOKIE = "kwika_csrf"
@@ -104,7 +105,7 @@ async def _check_csrf(request: web.Request) -> None:
         return  # anonymous JSON: no ambient authority, and JSON cannot be posted cross-site
     sent = request.headers.get("X-CSRF-Token")
     if sent is None and is_form:
-        sent = (await request.post()).get("csrf_token")
+        sent = (await read_form(request)).get("csrf_token")
     if request.get(SESSION) is not None:
         expected = request[SESSION].csrf
     elif request.get(CSRF_ANCHOR):

@@ -12,7 +12,7 @@ import msgspec
 from aiohttp import web
 
 from engine import catalog_types as t
-from engine.catalog_rules import sale_state
+from engine.catalog_rules import event_sale_status, sale_state
 from storefront.appkeys import INVENTORY
 
 
@@ -20,13 +20,16 @@ async def with_availability(app: web.Application, detail: t.EventDetail,
                             now: datetime | None = None) -> t.EventDetail:
     now = now or datetime.now(UTC)
     live = await app[INVENTORY].availability(detail.id)
+    selling = event_sale_status(detail.status, live.status)
     packages = []
     for pkg in detail.packages:
         stock = live.packages.get(pkg.id)
         pkg = msgspec.structs.replace(pkg, available=stock.available if stock else pkg.capacity)
-        packages.append(msgspec.structs.replace(pkg, sale_state=sale_state(pkg, now)))
+        state = sale_state(pkg, now, selling, draft=detail.status == "draft")
+        packages.append(msgspec.structs.replace(pkg, sale_state=state))
     return msgspec.structs.replace(
-        detail, packages=packages, available=sum(p.available for p in packages if p.is_active))
+        detail, packages=packages, sale_status=selling,
+        available=sum(p.available for p in packages if p.is_active))
 
 
 async def with_seat_states(app: web.Application, seat_map: t.SeatMap) -> t.SeatMap:

@@ -12,6 +12,7 @@ import msgspec
 from aiohttp import web
 
 from engine import errors as e
+from engine import inputs
 
 
 class ErrorBody(msgspec.Struct):
@@ -48,13 +49,17 @@ def error_response(status: int, code: str, message: str, fields: dict[str, str] 
     return web.Response(status=status, body=body, content_type="application/json", headers=headers)
 
 
+# msgspec names the regex a value failed; these patterns have words
+_PATTERN_WORDS = {f"Expected `str` matching regex {inputs.ONE_LINE!r}": inputs.ONE_LINE_PROBLEM}
+
+
 def validation_error(exc: msgspec.ValidationError, where: str = "body") -> ApiError:
     """msgspec says "Expected `int`, got `str` - at `$.price`": name the field."""
     text = str(exc)
     match = re.search(r" - at `\$\.?([^`]*)`$", text)
     if match:
         field = match.group(1) or where
-        message = text[: match.start()]
+        message = _PATTERN_WORDS.get(text[: match.start()], text[: match.start()])
         return ApiError(422, "invalid", f"{field}: {message}", {field: message})
     match = re.match(r"Object contains unknown field `([^`]+)`", text)
     if match:

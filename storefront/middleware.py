@@ -11,6 +11,7 @@ from aiohttp import web
 
 from engine import errors as e
 from engine.logs import request_id_var
+from storefront.api import check_path
 from storefront.appkeys import SETTINGS
 from storefront.errors import ApiError, error_response, status_for
 from storefront.render import error_page
@@ -51,6 +52,13 @@ async def request_id_middleware(request: web.Request, handler) -> web.StreamResp
 
 
 @web.middleware
+async def path_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """Refuse path segments that hold control characters before any handler reads them."""
+    check_path(request)
+    return await handler(request)
+
+
+@web.middleware
 async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
     """Turn every refusal into the error shape (JSON routes) or an error page (pages)."""
     extra_headers: dict[str, str] = {}
@@ -81,7 +89,7 @@ async def error_middleware(request: web.Request, handler) -> web.StreamResponse:
         status, code, fields = 500, "internal", {}
         message = "something went wrong on our side; it has been logged with this request's id"
     if not wants_json(request):
-        response = error_page(request, status, message)
+        response = error_page(request, status, message, fields)
         response.headers.update(extra_headers)
         return response
     if status == 401:

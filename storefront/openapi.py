@@ -79,8 +79,11 @@ def build(routes: list[RouteSpec], title: str = "Kwika API", version: str = "0.1
             query_schema = components[spec.query.__name__]
             required = set(query_schema.get("required", []))
             for name, schema in query_schema["properties"].items():
-                params.append({"name": name, "in": "query", "required": name in required,
-                               "schema": schema})
+                param = {"name": name, "in": "query", "required": name in required,
+                         "schema": schema}
+                if name not in required:
+                    param["allowEmptyValue"] = True  # `?q=` means the same as no q (HTML forms)
+                params.append(param)
         if params:
             op["parameters"] = params
         if spec.body is not None:

@@ -3,23 +3,26 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from urllib.parse import urlencode
 
-import msgspec
 from aiohttp import web
 from multidict import MultiDict
 
 from engine import catalog_types as t
 from engine.accounts import Credentials, Registration
 from engine.errors import DomainError, NotFound
-from storefront.api import decode_query
-from storefront.appkeys import ACCOUNTS, CATALOG, SESSION, SETTINGS
+from storefront.api import convert, decode_query
+from storefront.appkeys import ACCOUNTS, CATALOG, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
 from storefront.client import client_ip
-from storefront.errors import validation_error
+from storefront.errors import ApiError, status_for
+from storefront.forms import read_form
 from storefront.render import render
+from storefront.urls import public_url
+from storefront.wording import form_errors, form_message, sentence
 
 routes = web.RouteTableDef()
 
@@ -27,6 +30,16 @@ routes = web.RouteTableDef()
 @routes.get("/")
 async def home(request: web.Request) -> web.Response:
     raise web.HTTPFound("/events")
+
+
+FAVICON = Path(__file__).parent / "static" / "favicon.svg"
+
+
+@routes.get("/favicon.ico")
+async def favicon(request: web.Request) -> web.StreamResponse:
+    """Browsers ask for /favicon.ico whatever the page links; every current one reads an SVG."""
+    return web.FileResponse(FAVICON, headers={"Content-Type": "image/svg+xml",
+                                              "Cache-Control": "public, max-age=86400"})
 
 
 PAGE_ONLY_PARAMS = ("view",)  # the index page's own parameters, not search filters
@@ -64,7 +77,7 @@ async def events_index(request: web.Request) -> web.Response:
 @routes.get("/events/{slug}")
 async def event_detail(request: web.Request) -> web.Response:
     event = await _published(request)
-    url = f"{request.app[SETTINGS].public_url}/events/{event.slug}"
+    url = f"{public_url(request)}/events/{event.slug}"
     return render(request, "events/detail.html", {
         "event": event, "share": share_links(event.title, url),
         "google_calendar": google_calendar_link(event, url), "url": url})
@@ -73,7 +86,7 @@ async def event_detail(request: web.Request) -> web.Response:
 @routes.get("/events/{slug}/calendar.ics")
 async def event_ics(request: web.Request) -> web.Response:
     event = await _published(request)
-    url = f"{request.app[SETTINGS].public_url}/events/{event.slug}"
+    url = f"{public_url(request)}/events/{event.slug}"
     return web.Response(
         text=ics(event, url), content_type="text/calendar", charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{event.slug}.ics"'})
@@ -106,13 +119,14 @@ async def login_form(request: web.Request) -> web.Response:
 
 @routes.post("/login")
 async def login_submit(request: web.Request) -> web.Response:
-    form = await request.post()
-    email, next_url = str(form.get("email", "")), _safe_next(str(form.get("next", "")))
+    form = await read_form(request)
+    email, next_url = form.get("email", ""), _safe_next(form.get("next", ""))
     try:
-        creds = msgspec.convert({"email": email, "password": str(form.get("password", ""))}, Credentials)
+        creds = convert({"email": email, "password": form.get("password", "")}, Credentials)
         user = await request.app[ACCOUNTS].authenticate(creds, ip=client_ip(request))
-    except (msgspec.ValidationError, DomainError) as exc:
-        message = exc.message if isinstance(exc, DomainError) else "enter your email and password"
+    except (ApiError, DomainError) as exc:
+        message = (sentence(exc.message) if isinstance(exc, DomainError)
+                   else "Enter your email address and password.")
         return render(request, "accounts/login.html",
                       {"error": message, "email": email, "next": next_url}, status=401)
     session = await start_session(request, user)
@@ -128,17 +142,15 @@ async def register_form(request: web.Request) -> web.Response:
 
 @routes.post("/register")
 async def register_submit(request: web.Request) -> web.Response:
-    form = {k: str(v) for k, v in (await request.post()).items() if k != "csrf_token" and v != ""}
+    form = {k: v for k, v in (await read_form(request)).items() if k != "csrf_token" and v != ""}
     try:
-        data = msgspec.convert(form, Registration)
+        data = convert(form, Registration)
         user = await request.app[ACCOUNTS].register(data, ip=client_ip(request))
-    except msgspec.ValidationError as exc:
-        err = validation_error(exc)
-        return render(request, "accounts/register.html",
-                      {"errors": err.fields, "form": form, "error": err.message}, status=422)
-    except DomainError as exc:
-        return render(request, "accounts/register.html",
-                      {"errors": exc.fields, "form": form, "error": exc.message}, status=409)
+    except (ApiError, DomainError) as exc:
+        status = exc.status if isinstance(exc, ApiError) else status_for(exc)
+        return render(request, "accounts/register.html", {
+            "errors": form_errors(exc.fields), "form": form,
+            "error": form_message(exc.message, exc.fields)}, status=status)
     session = await start_session(request, user)
     response = web.HTTPSeeOther("/events")
     set_session_cookie(request, response, session)

@@ -8,6 +8,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
+from engine.prices import package_range
+
 # ISO 4217 minor-unit exponents that are not 2
 _EXPONENT = {"JPY": 0, "KRW": 0, "UGX": 0, "RWF": 0, "XOF": 0, "XAF": 0, "BHD": 3, "KWD": 3}
 
@@ -53,6 +55,13 @@ def timespan(start: datetime, end: datetime, tz: str | None = None) -> str:
     return f"{start.strftime(DATE_TIME)} – {end.strftime(DATE_TIME)}"
 
 
+def price_range(low: int | None, high: int | None, currency: str) -> str:
+    """`MWK 250.00` when both ends are equal, `MWK 250.00 – MWK 300.00` otherwise."""
+    if low is None or high is None:
+        return ""
+    return money(low, currency) if low == high else f"{money(low, currency)} – {money(high, currency)}"
+
+
 def iso(value: datetime | None) -> str:
     """A machine-readable time for `<time datetime="...">`."""
     return value.isoformat() if value is not None else ""
@@ -70,4 +79,6 @@ def make_environment(folder: Path) -> jinja2.Environment:
     env.filters["local"] = local
     env.filters["iso"] = iso
     env.globals["timespan"] = timespan
+    env.globals["price_range"] = price_range
+    env.globals["package_range"] = package_range
     return env

@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -19,6 +20,7 @@ from engine.db import migrate
 from engine.embedded import Services, ensure_services
 from engine.settings import Settings, load_settings
 from storefront.app import create_app
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, REPORT_CSP_VIOLATIONS, Console
 from tests.factories import Factory
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,24 +63,35 @@ async def tables(database_url: str) -> list[str]:
     return [r["tablename"] for r in rows]
 
 
-@pytest.fixture
-async def settings(services: Services, database_url: str, tables: list[str]) -> AsyncIterator[Settings]:
-    """Settings for one test: its own Redis key prefix; tables emptied after the test."""
-    prefix = f"kwt{uuid.uuid4().hex[:10]}"
-    # every test client is 127.0.0.1: per-address limits are lifted here (tests of those limits
-    # set their own), the per-account ones keep their production defaults
-    yield load_settings({}, redis_url=services.redis_url, database_url=database_url,
-                        redis_prefix=prefix, secret_key="test-secret-key-0123456789",
-                        argon2_memory_kib=1024, argon2_time_cost=1, log_json=False,
-                        login_per_ip_per_minute=100_000, register_per_ip_per_minute=100_000)
-    conn = await asyncpg.connect(database_url)
+def fresh_settings(services: Services, database_url: str) -> Settings:
+    """Settings with a Redis key prefix of their own (cheap password hashing for tests)."""
+    return load_settings({}, redis_url=services.redis_url, database_url=database_url,
+                         redis_prefix=f"kwt{uuid.uuid4().hex[:10]}",
+                         secret_key="test-secret-key-0123456789",
+                         argon2_memory_kib=1024, argon2_time_cost=1, log_json=False,
+                         # every test client is 127.0.0.1: per-address login limits are lifted
+                         # here (tests of those limits set their own)
+                         login_per_ip_per_minute=100_000, register_per_ip_per_minute=100_000)
+
+
+async def clean_up(settings: Settings, tables: list[str]) -> None:
+    """Empty the tables and delete the Redis keys of `settings`' prefix."""
+    conn = await asyncpg.connect(settings.database_url)
     await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
     await conn.close()
-    client = redis.Redis.from_url(services.redis_url)
-    keys = [k async for k in client.scan_iter(match=f"{prefix}:*", count=1000)]
+    client = redis.Redis.from_url(settings.redis_url)
+    keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]
     if keys:
         await client.delete(*keys)
     await client.aclose()
+
+
+@pytest.fixture
+async def settings(services: Services, database_url: str, tables: list[str]) -> AsyncIterator[Settings]:
+    """Settings for one test: its own Redis key prefix; tables emptied after the test."""
+    settings = fresh_settings(services, database_url)
+    yield settings
+    await clean_up(settings, tables)
 
 
 @pytest.fixture
@@ -117,3 +130,36 @@ async def _no_task_left_behind() -> AsyncIterator[None]:
     yield
     loop.set_exception_handler(previous)
     assert not errors, f"unhandled errors in background tasks: {errors}"
+
+
+# --- pages in Chromium (tests/browser.py) ----------------------------------------------------
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Any]:
+    pw = pytest.importorskip("playwright.async_api", reason="page tests need playwright")
+    async with pw.async_playwright() as p:
+        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        await chromium.close()
+
+
+@pytest.fixture
+def console() -> Console:
+    return Console()
+
+
+@pytest.fixture
+async def page(browser: Any, client: TestClient, console: Console) -> AsyncIterator[Any]:
+    """A page in a fresh context whose base URL is the app, served on a real port. The test
+    fails on any JavaScript error, console error or Content-Security-Policy violation (unless
+    it `console.allow`s it)."""
+    context = await browser.new_context(base_url=str(client.make_url("")).rstrip("/"),
+                                        accept_downloads=True)
+    context.set_default_timeout(10_000)
+    await context.add_init_script(REPORT_CSP_VIOLATIONS)
+    tab = await context.new_page()
+    tab.on("pageerror", lambda exc: console.errors.append((f"JavaScript error: {exc}", "")))
+    tab.on("response", console.on_response)
+    tab.on("console", console.on_console)
+    yield tab
+    await context.close()
+    assert not console.unexpected(), f"errors on the page: {console.unexpected()}"

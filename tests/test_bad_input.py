@@ -307,6 +307,8 @@ async def test_invalid_dates_are_422(client, db, routes, name, patch, field):
     ({"date_from": "notadate"}, "date_from"),
     ({"date_from": "2026-06-01T00:00:00"}, "date_from"),  # no offset
     ({"date_to": "2026-02-30"}, "date_to"),
+    ({"date_to": "-58800"}, "date_to"),  # not seconds since 1970
+    ({"date_from": "1700000000"}, "date_from"),
     ({"lat": "abc", "lng": "1"}, "lat"),
     ({"lat": "91", "lng": "1"}, "lat"),
     ({"lat": "1", "lng": "181"}, "lng"),
@@ -350,3 +352,269 @@ async def test_unknown_api_route_and_method_use_the_error_shape(client, world):
     await error_of(await client.get("/api/nothing-here"), 404, "not_found")
     await error_of(await client.delete(f"{EV}/{world['event']['id']}", headers=world["provider"].h),
                    405, "method_not_allowed")
+
+
+# --- form bodies that cannot be read -----------------------------------------------------------
+MULTIPART = "multipart/form-data; boundary=xyz"
+
+
+def part(headers: str, body: bytes) -> bytes:
+    return b"--xyz\r\n" + headers.encode() + b"\r\n\r\n" + body + b"\r\n"
+
+
+UNREADABLE_FORMS = {
+    "undecodable_bytes": (b"csrf_token=\xff&email=\xfe", "application/x-www-form-urlencoded"),
+    "unknown_charset": (b"csrf_token=abc", "application/x-www-form-urlencoded; charset=bogus-8"),
+    "multipart_garbage": (b"garbage\r\n--xyz\r\n\xff\xfe", MULTIPART),
+    "multipart_without_boundary": (b"garbage", "multipart/form-data"),
+    "multipart_nameless_part": (part("Content-Disposition: form-data", b"x") + b"--xyz--\r\n",
+                                MULTIPART),
+    "multipart_bad_disposition": (part("Content-Disposition: form-data; name", b"x")
+                                  + b"--xyz--\r\n", MULTIPART),
+    "multipart_undecodable_part": (part('Content-Disposition: form-data; name="csrf_token"',
+                                        b"\xff\xfe") + b"--xyz--\r\n", MULTIPART),
+    "multipart_unknown_charset": (part('Content-Disposition: form-data; name="csrf_token"\r\n'
+                                       "Content-Type: text/plain; charset=bogus-8", b"abc")
+                                  + b"--xyz--\r\n", MULTIPART),
+    "multipart_nested": (part('Content-Disposition: form-data; name="x"\r\n'
+                              "Content-Type: multipart/mixed; boundary=inner",
+                              b"--inner\r\n\r\nx\r\n--inner--") + b"--xyz--\r\n", MULTIPART),
+}
+# (method, url, logged in by session cookie, answers JSON)
+FORM_ROUTES = [
+    ("/login", False, False), ("/register", False, False), ("/logout", True, False),
+    ("/api/auth/login", False, True), ("/api/auth/logout", True, True),
+    ("/api/provider/events", True, True),
+]
+
+
+async def log_in_by_session(client, actor) -> None:
+    resp = await client.post("/api/auth/login",
+                             json={"email": actor.user["email"], "password": PASSWORD})
+    assert resp.status == 200, await resp.text()
+
+
+async def page_error(resp, status: int) -> str:
+    """The text of a human error page (HTML) with `status`."""
+    assert resp.status == status, await resp.text()
+    assert resp.content_type == "text/html"
+    html = await resp.text()
+    assert 'data-testid="error-message"' in html
+    return html
+
+
+@pytest.mark.parametrize("url, session, is_json", FORM_ROUTES)
+@pytest.mark.parametrize("body_name", list(UNREADABLE_FORMS))
+async def test_unreadable_form_bodies_are_400(client, db, world, url, session, is_json, body_name):
+    if session:
+        await log_in_by_session(client, world["provider"])
+    await client.get("/login")  # the anonymous CSRF cookie
+    before = await snapshot(db)
+    body, content_type = UNREADABLE_FORMS[body_name]
+    resp = await client.post(url, data=body, headers={"Content-Type": content_type},
+                             allow_redirects=False)
+    if is_json:
+        await error_of(resp, 400, "malformed_form")
+    else:
+        assert "form could not be read" in await page_error(resp, 400)
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("url, session, is_json", FORM_ROUTES)
+async def test_file_uploads_in_forms_are_415(client, db, world, url, session, is_json):
+    if session:
+        await log_in_by_session(client, world["provider"])
+    before = await snapshot(db)
+    body = part('Content-Disposition: form-data; name="csrf_token"; filename="a.txt"\r\n'
+                "Content-Type: text/plain", b"abc") + b"--xyz--\r\n"
+    resp = await client.post(url, data=body, headers={"Content-Type": MULTIPART},
+                             allow_redirects=False)
+    if is_json:
+        await error_of(resp, 415, "unsupported_media_type")
+    else:
+        await page_error(resp, 415)
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("url, session, is_json", FORM_ROUTES)
+async def test_a_csrf_token_that_is_not_text_is_refused(client, db, world, url, session, is_json):
+    if session:
+        await log_in_by_session(client, world["provider"])
+    await client.get("/login")
+    before = await snapshot(db)
+    resp = await client.post(url, data=b"csrf_token=%FF&email=%FF&password=x",
+                             headers={"Content-Type": "application/x-www-form-urlencoded"},
+                             allow_redirects=False)
+    if is_json:
+        await error_of(resp, 403, "csrf_failed")
+    else:
+        await page_error(resp, 403)
+    assert await snapshot(db) == before
+
+
+# --- text the database cannot store or people cannot see --------------------------------------
+CONTROL_TEXT = ["a\u0000b", "\u0000", "a\u001bb", "a\u0008b", "a\u007fb\u0000"]
+TEXT_FIELDS = [("create_event", "title"), ("create_event", "description"),
+               ("create_event", "venue"), ("update_event", "city"),
+               ("update_event", "description"), ("create_package", "name"),
+               ("create_package", "description"), ("create_section", "name"),
+               ("register", "email"), ("register", "name"), ("register", "password"),
+               ("register", "phone"), ("login", "email"), ("login", "password"),
+               ("create_token", "name")]
+
+
+# every field with NUL, every control character in a long text and a one-line field
+CONTROL_CASES = sorted({*((n, f, "a\u0000b") for n, f in TEXT_FIELDS),
+                        *((n, f, text) for n, f in [("update_event", "description"),
+                                                    ("register", "password")]
+                          for text in CONTROL_TEXT)})
+
+
+@pytest.mark.parametrize("name, field, text", CONTROL_CASES)
+async def test_control_characters_in_text_are_422(client, db, routes, name, field, text):
+    before = await snapshot(db)
+    # long enough that nothing but the control character is wrong with it
+    value = {"email": text + "@example.test", "password": text + " long enough"}.get(field, text)
+    resp = await send_json(client, routes[name], {**routes[name].body, field: value})
+    body = await error_of(resp, 422, "invalid")
+    assert field in body["fields"], body
+    assert await snapshot(db) == before
+
+
+async def test_control_characters_deep_in_a_body_name_their_field(client, db, routes):
+    before = await snapshot(db)
+    resp = await send_json(client, routes["create_section"], {
+        **routes["create_section"].body, "numbering_type": "custom", "rows": 0,
+        "custom_seats": [{"seat_number": "1"}, {"seat_number": "2", "row": "B"}],
+        "row_price_modifiers": {"B\u0000": 5}})
+    body = await error_of(resp, 422, "invalid")
+    assert list(body["fields"]) == ["row_price_modifiers"], body
+    assert await snapshot(db) == before
+
+
+async def test_tabs_and_line_breaks_are_kept_where_text_has_lines(client, db, routes, world):
+    text = "Doors at six.\r\n\tBring a tent.\n"
+    resp = await send_json(client, routes["update_event"], {"description": text})
+    assert resp.status == 200, await resp.text()
+    assert await db.fetchval("SELECT description FROM events WHERE id = $1",
+                             world["event"]["id"]) == text
+
+
+ONE_LINE_FIELDS = [("create_event", "title"), ("update_event", "title"), ("create_event", "venue"),
+                   ("create_event", "address"), ("update_event", "city"),
+                   ("create_package", "name"), ("update_package", "name"),
+                   ("create_section", "name"), ("register", "name"),
+                   ("register", "business_name")]
+BIDI_AND_LINES = ["\u202eevil", "a\u202ab", "a\u202bb", "a\u202cb", "a\u202db", "a\u2066b",
+                  "a\u2067b", "a\u2068b", "a\u2069b", "two\nlines", "tab\there", "end\n", "a\x85b"]
+
+
+# every field with an override and a line break, every character in a title and a name
+ONE_LINE_CASES = sorted({*((n, f, text) for n, f in ONE_LINE_FIELDS for text in ("\u202eevil",
+                                                                                  "two\nlines")),
+                         *((n, f, text) for n, f in [("create_event", "title"),
+                                                     ("register", "name")]
+                           for text in BIDI_AND_LINES)})
+
+
+@pytest.mark.parametrize("name, field, text", ONE_LINE_CASES)
+async def test_titles_and_names_are_one_line_without_direction_overrides(client, db, routes, name,
+                                                                         field, text):
+    before = await snapshot(db)
+    extra = {"account_type": "provider"} if field == "business_name" else {}
+    resp = await send_json(client, routes[name], {**routes[name].body, **extra, field: text})
+    body = await error_of(resp, 422, "invalid")
+    assert body["fields"] == {field: "must be one line of text, without control characters or "
+                                     "characters that reverse the direction of text"}, body
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("name, patch, field", [
+    ("create_event", {"slug": "my-slug\n"}, "slug"),
+    ("create_event", {"currency": "MWK\n"}, "currency"),
+    ("create_event", {"category": "music\n"}, "category"),
+    ("create_event", {"cover_image_url": "https://img.example/a.png\n"}, "cover_image_url"),
+    ("register", {"email": "someone@example.test\n"}, "email"),
+])
+async def test_a_final_line_feed_does_not_slip_past_a_pattern(client, db, routes, name, patch,
+                                                              field):
+    before = await snapshot(db)
+    body = await error_of(await send_json(client, routes[name], {**routes[name].body, **patch}),
+                          422, "invalid")
+    assert field in body["fields"], body
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"q": "\u0000"}, "q"), ({"q": "jazz\u0000night"}, "q"), ({"city": "Zomba\u001b"}, "city"),
+])
+async def test_control_characters_in_search_parameters_are_422(client, params, field):
+    body = await error_of(await client.get("/api/events", params=params), 422, "invalid")
+    assert field in body["fields"], body
+
+
+@pytest.mark.parametrize("url", ["/api/events/a%00b", "/api/events/%00", "/api/holds/h%00x",
+                                 "/api/events/a%1Bb"])
+async def test_control_characters_in_api_paths_are_404(client, url):
+    await error_of(await client.get(url), 404, "not_found")
+
+
+@pytest.mark.parametrize("url", ["/events/a%00b", "/events/a%00b/calendar.ics"])
+async def test_control_characters_in_page_paths_are_a_404_page(client, url):
+    await page_error(await client.get(url), 404)
+
+
+async def test_control_characters_in_the_register_form_are_shown_on_the_form(client, db):
+    html = await (await client.get("/register")).text()
+    token = html.split('name="csrf-token" content="')[1].split('"')[0]
+    before = await snapshot(db)
+    resp = await client.post("/register", data={
+        "csrf_token": token, "name": "Nul\u0000Name", "email": "nul@example.test",
+        "password": PASSWORD}, allow_redirects=False)
+    assert resp.status == 422
+    assert 'data-testid="error-name"' in await resp.text()
+    assert await snapshot(db) == before
+
+
+# --- times outside what can be stored and shown ----------------------------------------------
+@pytest.mark.parametrize("name, patch, field", [
+    ("create_event", {"ends_at": "9999-12-31T23:00:00-14:00"}, "ends_at"),
+    ("create_event", {"starts_at": "0001-01-01T00:00:00+14:00"}, "starts_at"),
+    ("create_event", {"starts_at": "1899-12-31T23:59:59Z"}, "starts_at"),
+    ("create_event", {"ends_at": "3000-01-01T00:00:00Z"}, "ends_at"),
+    ("update_event", {"ends_at": "9999-12-31T23:59:59Z"}, "ends_at"),
+    ("postpone", {"starts_at": "9999-12-31T00:00:00Z"}, "starts_at"),
+    ("create_package", {"opens_at": "0001-01-01T00:00:00+00:01"}, "opens_at"),
+    ("update_package", {"closes_at": "9999-12-31T23:00:00-14:00"}, "closes_at"),
+])
+async def test_times_out_of_range_are_422(client, db, routes, name, patch, field):
+    before = await snapshot(db)
+    body = await error_of(await send_json(client, routes[name], {**routes[name].body, **patch}),
+                          422, "invalid")
+    assert body["fields"] == {field: "must lie between 1900-01-01 and 2999-12-31 (UTC)"}, body
+    assert await snapshot(db) == before
+
+
+@pytest.mark.parametrize("params, field", [
+    ({"date_from": "0001-01-01T00:00:00+14:00"}, "date_from"),
+    ({"date_to": "9999-12-31T23:00:00-14:00"}, "date_to"),
+    ({"date_from": "0001-01-01"}, "date_from"),
+    ({"date_to": "9999-12-31"}, "date_to"),
+])
+async def test_search_times_out_of_range_are_422(client, params, field):
+    body = await error_of(await client.get("/api/events", params=params), 422, "invalid")
+    assert field in body["fields"], body
+
+
+async def test_index_page_with_a_time_out_of_range_is_a_422_page(client):
+    await page_error(await client.get("/events", params={"date_from": "0001-01-01"}), 422)
+
+
+# --- bodies nested too deeply ----------------------------------------------------------------
+@pytest.mark.parametrize("name", ROUTE_NAMES)
+@pytest.mark.parametrize("raw", ["[" * 1000 + "]" * 1000, '{"a":' * 1000 + "1" + "}" * 1000,
+                                 '{"title": ' + "[" * 1000 + "]" * 1000 + "}"])
+async def test_json_nested_1000_deep_is_400(client, db, routes, name, raw):
+    before = await snapshot(db)
+    await error_of(await send_raw(client, routes[name], raw), 400, "malformed_json")
+    assert await snapshot(db) == before

@@ -4,6 +4,7 @@ start under KWIKA_DATA_DIR, the demo loads, the app serves, and a signal stops e
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -74,8 +75,12 @@ class Running:
         try:
             return self.proc.wait(timeout=STOP_DEADLINE)
         except subprocess.TimeoutExpired:
+            for child in psutil.Process(self.proc.pid).children(recursive=True):
+                with contextlib.suppress(psutil.Error):
+                    child.send_signal(signal.SIGUSR1)  # the server processes dump their stacks
+            time.sleep(1)  # let them write the dump before the log is read
             pytest.fail(f"kwika up did not exit within {STOP_DEADLINE}s of {sig.name}:\n"
-                        + self.output()[-3000:])
+                        + self.output()[-8000:])
 
 
 def _embedded_servers(data_dir: Path) -> list[psutil.Process]:
@@ -180,6 +185,8 @@ def test_up_demo_serves_the_demo_and_stops_on_sigint(tmp_path: Path) -> None:
 
         status, html = running.get("/events/lake-of-stars-festival")
         assert status == 200 and "Lake of Stars Festival" in html
+        # links handed out name the port served, not a default
+        assert f'<link rel="canonical" href="{running.base}/events/lake-of-stars-festival">' in html
         assert (data_dir / "secret_key").exists()
         code = running.stop(signal.SIGINT)
     _assert_stopped_cleanly(running, helpers, code)

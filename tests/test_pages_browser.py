@@ -7,7 +7,6 @@ through the JSON API (tests/factories.py), as a provider would.
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,45 +15,14 @@ from urllib.parse import quote, quote_plus
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engine.settings import Settings
 from storefront.templating import local
+from tests.browser import BROWSER_MARKS, Console
 from tests.factories import PASSWORD, Actor, Factory, future
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run"]
-
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(not CHROMIUM.exists(),
-                       reason=f"page tests need Chromium at {CHROMIUM} (apt-get install chromium)"),
-]
-
+pytestmark = BROWSER_MARKS
 pw = pytest.importorskip("playwright.async_api", reason="page tests need the playwright package")
 expect = pw.expect
 Page = pw.Page
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Any]:
-    async with pw.async_playwright() as p:
-        chromium = await p.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        await chromium.close()
-
-
-@pytest.fixture
-async def page(browser: Any, client: TestClient) -> AsyncIterator[Page]:
-    """A page in a fresh context whose base URL is the app, served on a real port."""
-    context = await browser.new_context(base_url=str(client.make_url("")).rstrip("/"),
-                                        accept_downloads=True)
-    context.set_default_timeout(10_000)
-    tab = await context.new_page()
-    errors: list[str] = []
-    tab.on("pageerror", lambda exc: errors.append(str(exc)))
-    yield tab
-    await context.close()
-    assert not errors, f"JavaScript errors on the page: {errors}"
 
 
 @pytest.fixture
@@ -237,7 +205,7 @@ async def test_empty_state(page: Page, factory: Factory, provider: Actor) -> Non
 async def test_bad_filter_shows_an_error_page(page: Page) -> None:
     response = await page.goto("/events?sort=cheapest")
     assert response is not None and response.status == 422
-    await expect(page.get_by_test_id("error-message")).to_contain_text("sort")
+    await expect(page.get_by_test_id("error-message")).to_have_text("Sort: Choose one of the options.")
 
 
 # --- event detail ----------------------------------------------------------------------------
@@ -298,9 +266,9 @@ async def test_ics_link_downloads_a_calendar_file(page: Page, factory: Factory,
 
 
 async def test_share_links_carry_the_encoded_event_url(page: Page, factory: Factory,
-                                                       provider: Actor, settings: Settings) -> None:
+                                                       provider: Actor, client: TestClient) -> None:
     event = await publish(factory, provider, title="Jazz & Blues")
-    url = f"{settings.public_url}/events/{event['slug']}"
+    url = str(client.make_url(f"/events/{event['slug']}"))  # the port actually served
     await page.goto(f"/events/{event['slug']}")
     share = page.get_by_test_id("share")
     await expect(share.locator("[data-share=Facebook]")).to_have_attribute(
@@ -316,7 +284,7 @@ async def test_share_links_carry_the_encoded_event_url(page: Page, factory: Fact
 
 
 async def test_copy_link_button_copies_the_event_url(page: Page, factory: Factory, provider: Actor,
-                                                     settings: Settings) -> None:
+                                                     client: TestClient) -> None:
     event = await publish(factory, provider)
     await page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     await page.goto(f"/events/{event['slug']}")
@@ -325,7 +293,7 @@ async def test_copy_link_button_copies_the_event_url(page: Page, factory: Factor
     await button.click()
     await expect(button).to_have_text("Link copied")
     copied = await page.evaluate("navigator.clipboard.readText()")
-    assert copied == f"{settings.public_url}/events/{event['slug']}"
+    assert copied == str(client.make_url(f"/events/{event['slug']}"))
 
 
 async def test_user_supplied_html_is_shown_as_text(page: Page, factory: Factory,
@@ -354,6 +322,21 @@ async def test_unknown_event_is_a_404_page(page: Page) -> None:
     await expect(page.get_by_test_id("error-message")).to_contain_text("/events/no-such-event")
     await page.get_by_role("link", name="Back to events").click()
     await expect(page).to_have_url(re.compile(r"/events$"))
+
+
+async def test_inline_code_is_refused_by_the_csp_and_fails_the_test(page: Page,
+                                                                    console: Console) -> None:
+    """What the fixture catches: code injected into a page is blocked and reported."""
+    await page.goto("/events")
+    async with page.expect_console_message(lambda m: "CSP violation" in m.text):
+        await page.evaluate("""() => {
+          const s = document.createElement("script");
+          s.textContent = "window.injected = 1";
+          document.body.append(s);
+        }""")
+    assert await page.evaluate("typeof window.injected") == "undefined"
+    assert any("script-src" in e for e in console.unexpected()), console.errors
+    console.allow(r"script-src")  # seen; the fixture would fail this test otherwise
 
 
 # --- accounts ----------------------------------------------------------------------------------
@@ -419,7 +402,7 @@ async def test_wrong_password_shows_an_error(page: Page) -> None:
     await page.goto("/login")
     await log_in(page, "mphatso@example.test", "not the password")
     alert = page.get_by_role("alert")
-    await expect(alert).to_have_text("email or password is wrong")
+    await expect(alert).to_have_text("Email or password is wrong.")
     await expect(page.get_by_label("Email", exact=True)).to_have_value("mphatso@example.test")
     await expect(page.get_by_label("Password", exact=True)).to_have_value("")
     await expect(page.get_by_test_id("who")).to_have_count(0)
@@ -429,7 +412,9 @@ async def test_register_with_a_taken_email_shows_the_problem(page: Page) -> None
     await register(page, "First", "taken@example.test", PASSWORD)
     await page.get_by_role("button", name="Log out").click()
     await register(page, "Second", "taken@example.test", PASSWORD)
-    await expect(page.get_by_role("alert")).to_contain_text("an account with this email exists")
+    await expect(page.get_by_role("alert")).to_have_text("Please correct the field marked below.")
+    await expect(page.get_by_test_id("error-email")).to_have_text(
+        "An account with this email address exists already.")
     await expect(page.get_by_label("Name", exact=True)).to_have_value("Second")  # the form keeps its input
     await expect(page.get_by_label("Password", exact=True)).to_have_value("")   # but never the password
     await expect(page.get_by_test_id("who")).to_have_count(0)
@@ -444,6 +429,6 @@ async def test_register_provider_without_business_name_marks_the_field(page: Pag
     await page.get_by_role("button", name="Create account").click()
     business = page.get_by_label("Business name (sellers)")
     await expect(business).to_have_attribute("aria-invalid", "true")
-    await expect(page.get_by_test_id("error-business_name")).to_have_text("required")
+    await expect(page.get_by_test_id("error-business_name")).to_have_text("Enter your business name.")
     await expect(page.get_by_label("sell tickets for my events")).to_be_checked()
 

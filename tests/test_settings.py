@@ -25,7 +25,7 @@ def test_defaults_match_the_readme():
     assert s.hold_ttl_seconds == 900
     assert s.cookie_secure is False
     assert (s.log_level, s.log_json) == ("INFO", True)
-    assert s.public_url == "http://127.0.0.1:8080"
+    assert s.public_url is None  # links use the address each request was served on
     assert (s.argon2_memory_kib, s.argon2_time_cost) == (65536, 3)
 
 

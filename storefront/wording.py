@@ -1,0 +1,91 @@
+"""Words for people. The JSON API names a refused field and its problem as the validator and the
+engine put it ("password": "Expected `str` of length >= 8"); pages say it as a sentence ("Use at
+least 8 characters."). Every page translates here, so the two never drift apart field by field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+from engine import inputs
+
+LABELS = {
+    "email": "email address", "password": "password", "name": "name", "phone": "phone number",
+    "business_name": "business name", "account_type": "account type", "q": "search words",
+    "date_from": "start date", "date_to": "end date", "per_page": "number per page",
+    "radius_km": "distance", "lat": "latitude", "lng": "longitude",
+}
+
+
+def label(field: str) -> str:
+    return LABELS.get(field, field.replace("_", " "))
+
+
+def sentence(text: str) -> str:
+    """`"email or password is wrong"` -> `"Email or password is wrong."`"""
+    text = text.strip()
+    if not text:
+        return text
+    text = text[0].upper() + text[1:]
+    return text if text[-1] in ".!?" else text + "."
+
+
+def _pattern_problem(field: str, _: re.Match[str]) -> str:
+    if field == "email":
+        return "Enter an email address like name@example.com."
+    return "This has characters that are not allowed here."
+
+
+_Rule = tuple[re.Pattern[str], Callable[[str, re.Match[str]], str]]
+_RULES: list[_Rule] = [(re.compile(p), f) for p, f in [
+    (r"^required$", lambda field, _: f"Enter your {label(field)}."),
+    (r"^Expected `str` of length >= (\d+)$",
+     lambda _, m: "Enter at least one character." if m[1] == "1" else f"Use at least {m[1]} characters."),
+    (r"^Expected `str` of length <= (\d+)$", lambda _, m: f"Use at most {m[1]} characters."),
+    (r"^Expected `str` matching regex", _pattern_problem),
+    (r"^Expected `(int|float)` (>=|<=|>|<) ", lambda *_: "Enter a number in the allowed range."),
+    (r"^Expected `(int|float)`", lambda *_: "Enter a number."),
+    (r"^Expected `datetime`|^Invalid RFC3339", lambda *_: "Enter a date like 2027-01-31."),
+    (r"^Invalid enum(eration)? value", lambda *_: "Choose one of the options."),
+    (r"^unknown field$", lambda *_: "This is not part of the form."),
+    (r"^repeated$", lambda *_: "Give this only once."),
+    (r"^already registered$", lambda *_: "An account with this email address exists already."),
+    (f"^{re.escape(inputs.ONE_LINE_PROBLEM)}$",
+     lambda *_: "Use one line of plain text, without special control characters."),
+    (f"^{re.escape(inputs.CONTROL_PROBLEM)}$",
+     lambda *_: "Remove the invisible control characters from this."),
+    (f"^{re.escape(inputs.TIME_PROBLEM)}$",
+     lambda *_: f"Choose a date between {inputs.EARLIEST.year} and {inputs.LATEST.year}."),
+]]
+
+
+def field_problem(field: str, problem: str) -> str:
+    """One refused field's problem as a sentence."""
+    for pattern, say in _RULES:
+        if match := pattern.search(problem):
+            return say(field, match)
+    return sentence(problem)
+
+
+def form_errors(fields: dict[str, str]) -> dict[str, str]:
+    """Each refused field's problem as a sentence, for the message beside the field."""
+    return {field: field_problem(field, problem) for field, problem in fields.items()}
+
+
+def form_message(message: str, fields: dict[str, str]) -> str:
+    """The sentence at the top of a refused form: the engine's own message when it refused the
+    whole form, else a pointer to the fields (whose problems are said beside them)."""
+    if not fields:
+        return sentence(message)
+    if len(fields) == 1:
+        return "Please correct the field marked below."
+    return "Please correct the fields marked below."
+
+
+def page_message(message: str, fields: dict[str, str]) -> str:
+    """An error page's sentence: each refused field by its name, else the message."""
+    if not fields:
+        return sentence(message)
+    return " ".join(f"{label(f)[:1].upper()}{label(f)[1:]}: {field_problem(f, p)}"
+                    for f, p in fields.items())
