@@ -252,6 +252,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kwika: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_json)
+    if args.command == "up" and not os.environ.get("KWIKA_SANDBOX", "").strip():
+        # development: the whole purchase flow runs with no gateway keys
+        settings = msgspec.structs.replace(settings, sandbox=True)
 
     services = None
     embedded_ok = args.command in ("migrate", "audit") and not (settings.database_url and settings.redis_url)

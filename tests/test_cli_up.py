@@ -181,6 +181,8 @@ def test_up_demo_serves_the_demo_and_stops_on_sigint(tmp_path: Path) -> None:
         status, html = running.get("/events/lake-of-stars-festival")
         assert status == 200 and "Lake of Stars Festival" in html
         assert (data_dir / "secret_key").exists()
+        status, ready = running.get("/readyz")
+        assert status == 200 and ready["checks"]["sandbox"] == "ok"  # `up` runs the sandbox
         code = running.stop(signal.SIGINT)
     _assert_stopped_cleanly(running, helpers, code)
 
