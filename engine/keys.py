@@ -97,3 +97,27 @@ class Keys:
     def events_on_sale(self) -> str:
         """Set of event ids whose stock is loaded (never touched inside an event's script)."""
         return f"{self.prefix}:events:on_sale"
+
+    # --- the sandbox payment gateway (storefront/sandbox/) --------------------------------
+    # Not tied to any event. All under one `{sandbox}` tag, so the gateway's transactions
+    # (a payment, its reference, its timers and webhooks together) stay in one Cluster slot.
+    def sandbox_payment(self, payment_id: str) -> str:
+        """JSON of one sandbox payment (its state, refunds, events held back)."""
+        return f"{self.prefix}:{{sandbox}}:pay:{_untag(payment_id)}"
+
+    def sandbox_reference(self, reference: str) -> str:
+        """The payment id a merchant reference was used for (a reference is used once)."""
+        return f"{self.prefix}:{{sandbox}}:ref:{_untag(reference)}"
+
+    def sandbox_timers(self) -> str:
+        """Sorted set: payment id -> when (ms) its pending step is due (a push answered, a
+        transfer seen, a push timed out)."""
+        return f"{self.prefix}:{{sandbox}}:timers"
+
+    def sandbox_webhook(self, webhook_id: str) -> str:
+        """One webhook event to deliver (`evt_...`): its URL, body and the event after it."""
+        return f"{self.prefix}:{{sandbox}}:webhook:{_untag(webhook_id)}"
+
+    def sandbox_outbox(self) -> str:
+        """Sorted set: `<event id> <copy> <attempt>` -> when (ms) that delivery is due."""
+        return f"{self.prefix}:{{sandbox}}:outbox"

@@ -6,6 +6,8 @@ Secrets are `Secret` values whose repr never shows the value.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import ipaddress
 import os
 import secrets as _secrets
@@ -65,10 +67,38 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     login_failure_window_seconds: int = 900
     login_slowdown_after: int = 20
     login_slowdown_max_seconds: int = 60
+    # the sandbox payment gateway (storefront/sandbox/, engine/payments/sandbox.py); `kwika up`
+    # turns it on unless KWIKA_SANDBOX says otherwise
+    sandbox: bool = False
+    sandbox_url: str | None = None  # where the adapter calls it; None: this app's own /sandbox
+    sandbox_secret_key: str = ""  # "": derived from secret_key (see sandbox_api_key)
+    sandbox_webhook_secret: str = ""  # comma-separated during a rotation; "": derived
+    sandbox_webhook_url: str | None = None  # None: /webhooks/sandbox at the address served on
+    sandbox_settle_ms: int = 3000  # mobile money approved, a bank transfer seen, after this
+    sandbox_push_timeout_ms: int = 60_000  # an unanswered push (phone ending 1111) fails after
+    sandbox_webhook_delay_ms: int = 0  # test mode: each event waits this long before delivery
+    sandbox_webhook_copies: int = 1  # test mode: each event delivered this many times
+    sandbox_webhook_reorder: bool = False  # test mode: a payment's events in reverse order
+    sandbox_webhook_attempts: int = 8  # a delivery answered with non-2xx is tried this often
+    sandbox_webhook_backoff_ms: int = 1000  # first retry after this, doubling (at most 60 s)
+
+    @property
+    def sandbox_api_key(self) -> Secret:
+        """The sandbox API's bearer key: KWIKA_SANDBOX_SECRET_KEY, else one derived from
+        KWIKA_SECRET_KEY (so no installation shares a guessable default)."""
+        return Secret(self.sandbox_secret_key or "sk_sandbox_" + _derive(self.secret_key, "api"))
+
+    @property
+    def sandbox_webhook_secrets(self) -> tuple[Secret, ...]:
+        """The sandbox's webhook signing secrets (it signs with each; the adapter accepts any)."""
+        configured = [s.strip() for s in self.sandbox_webhook_secret.split(",") if s.strip()]
+        return tuple(Secret(s) for s in configured or
+                     ["whsec_" + _derive(self.secret_key, "webhook")])
 
     def _redacted(self) -> dict[str, Any]:
         fields = {f: getattr(self, f) for f in self.__struct_fields__}
-        fields["secret_key"] = "**********" if self.secret_key else ""
+        for secret_field in SECRET_FIELDS:
+            fields[secret_field] = "**********" if fields[secret_field] else ""
         for url_field in ("redis_url", "database_url"):
             fields[url_field] = redact_url(fields[url_field])
         return fields
@@ -80,6 +110,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
     def __rich_repr__(self) -> Iterator[tuple[str, Any]]:  # msgspec's default shows every value
         yield from self._redacted().items()
+
+
+SECRET_FIELDS = ("secret_key", "sandbox_secret_key", "sandbox_webhook_secret")
+
+
+def _derive(secret_key: str, purpose: str) -> str:
+    return hmac.new(secret_key.encode(), f"sandbox:{purpose}".encode(),
+                    hashlib.sha256).hexdigest()[:40]
 
 
 # environment variable -> settings field
@@ -116,6 +154,18 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_LOGIN_FAILURE_WINDOW": "login_failure_window_seconds",
     "KWIKA_LOGIN_SLOWDOWN_AFTER": "login_slowdown_after",
     "KWIKA_LOGIN_SLOWDOWN_MAX": "login_slowdown_max_seconds",
+    "KWIKA_SANDBOX": "sandbox",
+    "KWIKA_SANDBOX_URL": "sandbox_url",
+    "KWIKA_SANDBOX_SECRET_KEY": "sandbox_secret_key",
+    "KWIKA_SANDBOX_WEBHOOK_SECRET": "sandbox_webhook_secret",
+    "KWIKA_SANDBOX_WEBHOOK_URL": "sandbox_webhook_url",
+    "KWIKA_SANDBOX_SETTLE_MS": "sandbox_settle_ms",
+    "KWIKA_SANDBOX_PUSH_TIMEOUT_MS": "sandbox_push_timeout_ms",
+    "KWIKA_SANDBOX_WEBHOOK_DELAY_MS": "sandbox_webhook_delay_ms",
+    "KWIKA_SANDBOX_WEBHOOK_COPIES": "sandbox_webhook_copies",
+    "KWIKA_SANDBOX_WEBHOOK_REORDER": "sandbox_webhook_reorder",
+    "KWIKA_SANDBOX_WEBHOOK_ATTEMPTS": "sandbox_webhook_attempts",
+    "KWIKA_SANDBOX_WEBHOOK_BACKOFF_MS": "sandbox_webhook_backoff_ms",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -141,6 +191,12 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "login_failure_window_seconds": (1, 7 * 24 * 3600),
     "login_slowdown_after": (1, 1_000_000),
     "login_slowdown_max_seconds": (1, 24 * 3600),
+    "sandbox_settle_ms": (0, 3_600_000),
+    "sandbox_push_timeout_ms": (0, 3_600_000),
+    "sandbox_webhook_delay_ms": (0, 3_600_000),
+    "sandbox_webhook_copies": (1, 100),
+    "sandbox_webhook_attempts": (1, 100),
+    "sandbox_webhook_backoff_ms": (1, 3_600_000),
 }
 
 
@@ -228,7 +284,17 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         url = getattr(settings, url_field)
         if url is not None and "://" not in url:
             raise SettingsError(f"{_FIELD_TO_ENV[url_field]}={redact_url(url)!r} is not a URL")
-    settings = msgspec.structs.replace(settings, log_level=level, public_url=public_url)
+    for url_field in ("sandbox_url", "sandbox_webhook_url"):
+        url = getattr(settings, url_field)
+        if url is not None and (not url.startswith(("http://", "https://"))
+                                or len(url) <= len("https://")):
+            raise SettingsError(f"{_FIELD_TO_ENV[url_field]}={url!r} must be an absolute "
+                                "http(s) URL")
+    settings = msgspec.structs.replace(
+        settings, log_level=level, public_url=public_url,
+        sandbox_url=settings.sandbox_url.rstrip("/") if settings.sandbox_url else None,
+        sandbox_secret_key=Secret(settings.sandbox_secret_key),
+        sandbox_webhook_secret=Secret(settings.sandbox_webhook_secret))
     if not settings.secret_key:
         # Development default: random per process start unless configured. Sessions do not
         # survive a restart, which is the safe failure; production sets KWIKA_SECRET_KEY.

@@ -61,7 +61,10 @@ async def sweep_once(inventory: Inventory, batch: int = 1000) -> int:
 
 async def sweep_forever(inventory: Inventory, interval: float = 1.0,
                         jobs: list[Job] | None = None) -> None:
-    while True:
+    me = asyncio.current_task()
+    # a cancellation that a client library swallows (turning it into a connection error, say)
+    # must still end the loop: otherwise a server would never finish shutting down
+    while me is None or not me.cancelling():
         try:
             expired = await sweep_once(inventory)
             if expired:

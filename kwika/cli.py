@@ -11,8 +11,8 @@
 from __future__ import annotations
 
 import argparse
-import faulthandler
 import asyncio
+import faulthandler
 import logging
 import multiprocessing
 import os
@@ -130,11 +130,17 @@ async def _audit(settings: Settings, event_ids: list[int]) -> int:
 
 
 async def _work_until_signalled(settings: Settings) -> None:
-    """`kwika worker`: the sweeper (and, later, the fulfillment consumers) until a signal."""
+    """`kwika worker`: the sweeper and its rounds (reconciliation, payments whose webhook never
+    came, refunds due) until a signal."""
+    import aiohttp
+
     from engine.catalog import Catalog
     from engine.inventory import Inventory
     from engine.keys import Keys
     from engine.onsale import connect
+    from engine.orders import Orders
+    from engine.payments.registry import configured
+    from engine.payments.service import Payments
     from engine.sweeper import sweep_forever, worker_jobs
     from storefront.app import redis_client
 
@@ -146,14 +152,20 @@ async def _work_until_signalled(settings: Settings) -> None:
     pool = await create_pool(settings.database_url, 1, 4)
     inventory = Inventory(client, Keys(settings.redis_prefix), settings.hold_ttl_seconds)
     catalog = connect(Catalog(pool), inventory)
+    http = aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar(),
+                                 timeout=aiohttp.ClientTimeout(total=30))
+    site = settings.public_url or f"http://{settings.host}:{settings.port}"
+    gateways = {g.name: g for g in configured(settings, http, self_url=site)}
+    payments = Payments(pool, inventory, Orders(inventory), gateways)
     sweeper = asyncio.create_task(sweep_forever(
-        inventory, jobs=worker_jobs(catalog, inventory)), name="sweeper")
+        inventory, jobs=worker_jobs(catalog, inventory, payments)), name="sweeper")
     try:
         await stop.wait()
         log.info("stopping worker (pid %d)", os.getpid())
     finally:
         sweeper.cancel()
         await asyncio.gather(sweeper, return_exceptions=True)
+        await http.close()
         await inventory.close()
         await pool.close()
         await client.aclose()
@@ -254,6 +266,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kwika: {exc}", file=sys.stderr)
         return 2
     setup_logging(settings.log_level, settings.log_json)
+    if args.command == "up" and not os.environ.get("KWIKA_SANDBOX", "").strip():
+        # development: the whole purchase flow runs with no gateway keys
+        settings = msgspec.structs.replace(settings, sandbox=True)
 
     services = None
     embedded_ok = args.command in ("migrate", "audit") and not (settings.database_url and settings.redis_url)

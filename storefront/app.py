@@ -53,7 +53,9 @@ from storefront.auth import auth_middleware
 from storefront.buy import api as api_buy
 from storefront.buy import webhooks
 from storefront.event_cache import EventCache
+from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
+from storefront.sandbox import install as install_sandbox
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
@@ -122,6 +124,9 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     app[GATEWAYS] = {}  # filled from the settings at start-up; tests may add their own
     headers.install(app)
     app.cleanup_ctx.append(_resources)
+    install_gateways(app)  # the outbound HTTP session gateways use
+    if settings.sandbox:
+        install_sandbox(app)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
     for module in API_MODULES:

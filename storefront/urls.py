@@ -9,14 +9,17 @@ from storefront.appkeys import SETTINGS
 
 
 def public_url(request: web.Request) -> str:
-    """`KWIKA_PUBLIC_URL` when it is set; otherwise the address this request was served on.
-
-    That is the listening socket's own address and port (what `kwika up --port N` serves), not
-    the Host header, which the client chooses and which would let anyone put their own site into
-    the links Kwika hands out. Behind a proxy or TLS terminator, set KWIKA_PUBLIC_URL."""
+    """`KWIKA_PUBLIC_URL` when it is set; otherwise the address this request was served on
+    (`served_url`). Behind a proxy or TLS terminator, set KWIKA_PUBLIC_URL."""
     settings = request.app[SETTINGS]
-    if settings.public_url:
-        return settings.public_url
+    return settings.public_url or served_url(request)
+
+
+def served_url(request: web.Request) -> str:
+    """The address `request` was served on: the listening socket's own address and port (what
+    `kwika up --port N` serves), not the Host header, which the client chooses and which would
+    let anyone put their own site into the links Kwika hands out."""
+    settings = request.app[SETTINGS]
     sockname = request.get_extra_info("sockname")
     if isinstance(sockname, tuple) and len(sockname) >= 2:
         host, port = sockname[0], sockname[1]

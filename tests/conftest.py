@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def services() -> Iterator[Services]:
-    found = ensure_services(ROOT / ".kwika" / "test", os.environ.get("REDIS_URL"),
+    # each xdist worker (`./dev test` runs two) has embedded servers of its own when none is set
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    found = ensure_services(ROOT / ".kwika" / "test" / worker, os.environ.get("REDIS_URL"),
                             os.environ.get("DATABASE_URL"))
     yield found
     found.close()

@@ -188,6 +188,8 @@ def test_up_demo_serves_the_demo_and_stops_on_sigint(tmp_path: Path) -> None:
         # links handed out name the port served, not a default
         assert f'<link rel="canonical" href="{running.base}/events/lake-of-stars-festival">' in html
         assert (data_dir / "secret_key").exists()
+        status, ready = running.get("/readyz")
+        assert status == 200 and ready["checks"]["sandbox"] == "ok"  # `up` runs the sandbox
         code = running.stop(signal.SIGINT)
     _assert_stopped_cleanly(running, helpers, code)
 

@@ -132,3 +132,12 @@ def test_a_prefix_that_could_break_the_hash_tags_is_refused(prefix):
         Keys(prefix)
     with pytest.raises(SettingsError, match="KWIKA_REDIS_PREFIX"):
         load_settings({"KWIKA_REDIS_PREFIX": prefix} if prefix.strip() else {}, redis_prefix=prefix)
+
+
+def test_sandbox_keys_share_one_slot_of_their_own():
+    k = Keys("kw")
+    keys = [k.sandbox_payment("pay_1"), k.sandbox_reference("ORD-1-a{ev:1}"), k.sandbox_timers(),
+            k.sandbox_webhook("evt_1"), k.sandbox_outbox()]
+    assert k.sandbox_payment("pay_1") == "kw:{sandbox}:pay:pay_1"
+    assert {_slot_tag(key) for key in keys} == {"sandbox"}
+    assert k.sandbox_reference("a{b}") != k.sandbox_reference("a%7Bb%7D")

@@ -171,3 +171,51 @@ def test_redact_url(url, hidden, shown):
 ])
 def test_redact_url_leaves_urls_without_passwords_alone(url):
     assert redact_url(url) == url
+
+
+def test_sandbox_settings_decode_and_default():
+    s = load_settings({"KWIKA_SECRET_KEY": SECRET})
+    assert s.sandbox is False  # `kwika up` turns it on; `kwika serve` leaves it off
+    assert (s.sandbox_url, s.sandbox_webhook_url) == (None, None)
+    assert (s.sandbox_settle_ms, s.sandbox_push_timeout_ms) == (3000, 60_000)
+    assert (s.sandbox_webhook_delay_ms, s.sandbox_webhook_copies, s.sandbox_webhook_reorder) == (
+        0, 1, False)
+    assert (s.sandbox_webhook_attempts, s.sandbox_webhook_backoff_ms) == (8, 1000)
+    # unset keys are derived from the secret key: stable for one installation, not guessable
+    assert s.sandbox_api_key.startswith("sk_sandbox_")
+    assert s.sandbox_api_key == load_settings({"KWIKA_SECRET_KEY": SECRET}).sandbox_api_key
+    assert s.sandbox_api_key != load_settings({"KWIKA_SECRET_KEY": SECRET + "x"}).sandbox_api_key
+    assert len(s.sandbox_webhook_secrets) == 1 and s.sandbox_webhook_secrets[0].startswith("whsec_")
+    s = load_settings({"KWIKA_SANDBOX": "on", "KWIKA_SANDBOX_URL": "https://pay.example/sandbox/",
+                       "KWIKA_SANDBOX_SECRET_KEY": "sk-configured-123",
+                       "KWIKA_SANDBOX_WEBHOOK_SECRET": "whsec-new, whsec-old",
+                       "KWIKA_SANDBOX_WEBHOOK_URL": "http://127.0.0.1:9000/webhooks/sandbox",
+                       "KWIKA_SANDBOX_WEBHOOK_COPIES": "3", "KWIKA_SANDBOX_WEBHOOK_REORDER": "yes"})
+    assert s.sandbox and s.sandbox_url == "https://pay.example/sandbox"
+    assert s.sandbox_api_key == "sk-configured-123"
+    assert s.sandbox_webhook_secrets == ("whsec-new", "whsec-old")
+    assert s.sandbox_webhook_url == "http://127.0.0.1:9000/webhooks/sandbox"
+    assert (s.sandbox_webhook_copies, s.sandbox_webhook_reorder) == (3, True)
+
+
+@pytest.mark.parametrize("env, var", [
+    ({"KWIKA_SANDBOX_URL": "pay.example"}, "KWIKA_SANDBOX_URL"),
+    ({"KWIKA_SANDBOX_WEBHOOK_URL": "/webhooks/sandbox"}, "KWIKA_SANDBOX_WEBHOOK_URL"),
+    ({"KWIKA_SANDBOX_WEBHOOK_COPIES": "0"}, "KWIKA_SANDBOX_WEBHOOK_COPIES"),
+    ({"KWIKA_SANDBOX_WEBHOOK_ATTEMPTS": "0"}, "KWIKA_SANDBOX_WEBHOOK_ATTEMPTS"),
+    ({"KWIKA_SANDBOX_SETTLE_MS": "-1"}, "KWIKA_SANDBOX_SETTLE_MS"),
+    ({"KWIKA_SANDBOX": "maybe"}, "KWIKA_SANDBOX"),
+])
+def test_malformed_sandbox_settings_name_the_variable(env, var):
+    with pytest.raises(SettingsError, match=var):
+        load_settings(env)
+
+
+def test_sandbox_secrets_are_never_shown():
+    s = load_settings({"KWIKA_SANDBOX_SECRET_KEY": "sk-very-secret-1",
+                       "KWIKA_SANDBOX_WEBHOOK_SECRET": "whsec-very-secret-2"})
+    for text in (repr(s), str(s), pprint.pformat(s), repr(list(s.__rich_repr__())),
+                 repr(s.sandbox_api_key), repr(s.sandbox_webhook_secrets)):
+        assert "sk-very-secret-1" not in text and "whsec-very-secret-2" not in text
+    derived = load_settings({})
+    assert derived.sandbox_api_key not in repr(derived) + repr(derived.sandbox_api_key)

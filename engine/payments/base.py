@@ -89,6 +89,9 @@ class WebhookEvent(msgspec.Struct, kw_only=True):
     gateway: str
     event_id: str              # unique per gateway: the key that makes processing exactly-once
     status: PaymentStatus
+    # set when the event reports a refund (the payment's own state is then in `status`): a
+    # refund notice must never be read as a second "payment succeeded"
+    refund: Refund | None = None
 
 
 class Refund(msgspec.Struct, kw_only=True):

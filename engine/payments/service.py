@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 FINAL = ("succeeded", "refund_due", "refunded")
 
 
+def _digits(phone: str | None) -> str | None:
+    """A phone number as gateways take it: `+265991234567` (the spaces people type removed)."""
+    return phone.replace(" ", "") if phone else None
+
+
 class PaymentRefused(Conflict):
     """The gateway would not start the payment; the buyer may try again or another way."""
 
@@ -83,7 +88,7 @@ class Payments:
             reference=reference, order_number=draft.order_number, event_id=event_id,
             amount=draft.total, currency=draft.currency, method=method,
             customer=Customer(name=draft.billing.name, email=draft.billing.email,
-                              phone=phone or draft.billing.phone),
+                              phone=_digits(phone or draft.billing.phone)),
             return_url=return_url, description=description, network=network)
         try:
             started = await gateway.create_payment(request)
@@ -117,12 +122,23 @@ class Payments:
                 if row["processed_at"] is not None:
                     return "duplicate"
                 row_id = row["id"]
-            outcome = await self._apply(conn, event.gateway, status)
+            if event.refund is not None:
+                outcome = await self._refunded(conn, status.reference, event.refund.refund_ref)
+            else:
+                outcome = await self._apply(conn, event.gateway, status)
             await conn.execute("UPDATE payment_events SET processed_at = now(), outcome = $2 "
                                "WHERE id = $1", row_id, outcome)
         if status.state != "pending":
             await self.client.zrem(self.keys.payments_pending(), status.reference)
         return outcome
+
+    async def _refunded(self, conn: asyncpg.Connection, reference: str, refund_ref: str) -> str:
+        """A refund notice: the money of `reference` went back (a refund we asked for)."""
+        done = await conn.execute(
+            "UPDATE payments SET state = 'refunded', updated_at = now(), "
+            "reason = coalesce(reason, '') || $2 WHERE reference = $1 "
+            "AND state IN ('refund_due', 'succeeded')", reference, f" (refund {refund_ref})")
+        return "refunded" if done.endswith(" 1") else "refund noted"
 
     async def _apply(self, conn: asyncpg.Connection, gateway: str, status: PaymentStatus) -> str:
         order_number = order_of_reference(status.reference) or status.reference

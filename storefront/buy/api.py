@@ -22,9 +22,11 @@ from engine.inventory import HoldLine, HoldSeat, event_of_hold
 from engine.orders import Attendee, Billing, OrderDraft, PaymentAttempt, Phone
 from engine.payments.base import Method, NextAction
 from storefront.api import Api
-from storefront.appkeys import EVENT_CACHE, INVENTORY, ORDERS, PAYMENTS, SETTINGS
+from storefront.appkeys import EVENT_CACHE, INVENTORY, ORDERS, PAYMENTS
 from storefront.buy.access import check_access, order_link
 from storefront.buyer import current_buyer
+from storefront.gateways import payment_gateways
+from storefront.urls import public_url
 
 api = Api()
 TAG = "orders"
@@ -83,7 +85,7 @@ async def order_out(request: web.Request, draft: OrderDraft) -> OrderOut:
 
 
 def public_base(request: web.Request) -> str:
-    return request.app[SETTINGS].public_url.rstrip("/")
+    return public_url(request)
 
 
 def _buyer(request: web.Request) -> str:
@@ -124,6 +126,7 @@ async def pay(request: web.Request, body: PayIn) -> OrderOut:
     orders = request.app[ORDERS]
     draft = check_access(request, await orders.find(number), number)
     buyer = _buyer(request)
+    payment_gateways(request)
     if body.method == "mobile_money" and not (body.phone or draft.billing.phone):
         raise Invalid("give the phone number that approves the payment", fields={"phone": "required"})
     if draft.status == "awaiting_payment":  # the last attempt may have ended without telling us
@@ -143,6 +146,7 @@ async def get_order(request: web.Request) -> OrderOut:
     number = request.match_info["number"]
     draft = check_access(request, await request.app[ORDERS].find(number), number)
     if request.query.get("verify") == "1" and draft.status == "awaiting_payment":
+        payment_gateways(request)
         draft = await request.app[PAYMENTS].refresh(draft)
     return await order_out(request, draft)
 

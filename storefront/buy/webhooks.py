@@ -17,6 +17,7 @@ from engine.payments.base import BadSignature, MalformedWebhook
 from storefront.api import json_response
 from storefront.appkeys import PAYMENTS
 from storefront.errors import ApiError
+from storefront.gateways import payment_gateways
 
 routes = web.RouteTableDef()
 MAX_WEBHOOK_BYTES = 64 * 1024
@@ -26,7 +27,7 @@ MAX_WEBHOOK_BYTES = 64 * 1024
 async def webhook(request: web.Request) -> web.Response:
     payments = request.app[PAYMENTS]
     name = request.match_info["gateway"]
-    if name not in payments.gateways:
+    if name not in payment_gateways(request):
         raise ApiError(404, "unknown_gateway", f"no payment gateway {name!r} here")
     if request.content_length is not None and request.content_length > MAX_WEBHOOK_BYTES:
         raise ApiError(413, "too_large", f"webhook bodies are at most {MAX_WEBHOOK_BYTES} bytes")
