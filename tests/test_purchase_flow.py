@@ -22,7 +22,7 @@ from engine.audit import audit
 from engine.payments.sandbox import Event, EventData
 from engine.payments.signing import HEADER, sign
 from storefront.app import create_app
-from storefront.appkeys import DB, INVENTORY, ORDERS
+from storefront.appkeys import DB, GATEWAYS, INVENTORY, ORDERS, PAYMENTS
 from tests.factories import Factory
 from tests.sandbox_helpers import csrf
 
@@ -298,3 +298,46 @@ async def test_1000_buyers_for_500_tickets_end_in_exactly_500_paid_sales(store: 
     drafts = [await store.app[ORDERS].get(n) for n in sold]
     assert {d.status for d in drafts} == {"paid"}
     assert await audit(store.app[INVENTORY], event["id"], db) == []
+
+
+async def test_a_lost_webhook_is_made_good_by_asking_the_gateway(settings):
+    """The sandbox's webhooks go nowhere; the worker's round asks the gateway and sells."""
+    async with shop(settings, sandbox_webhook_url="http://127.0.0.1:9/webhooks/sandbox",
+                    sandbox_webhook_attempts=1) as store, guest(store) as buyer:
+        event, pkg = await _event(store)
+        order = await buyer.order_until_paying(event, pkg)
+        await buyer.pay_on_hosted_page(order)
+        assert (await buyer.order(order["order_number"]))["status"] == "awaiting_payment"
+        payments = store.app[PAYMENTS]
+        assert await payments.verify_pending(older_than_seconds=0) == 1
+        assert (await buyer.order(order["order_number"]))["status"] == "paid"
+        assert await payments.verify_pending(older_than_seconds=0) == 0  # nothing left to ask
+        # the status page's own check (?verify=1) does the same for a buyer who is waiting
+        other = await buyer.order_until_paying(event, pkg)
+        await buyer.pay_on_hosted_page(other)
+        status, body = await buyer.call("GET", f"/api/orders/{other['order_number']}?verify=1")
+        assert status == 200 and body["status"] == "paid"
+
+
+async def test_a_refund_due_is_refunded_through_the_gateway(store: Shop):
+    event, pkg = await _event(store, capacity=1)
+    async with guest(store) as buyer:
+        order = await buyer.order_until_paying(event, pkg)
+        draft = await store.app[ORDERS].get(order["order_number"])
+        await store.app[INVENTORY].release(event["id"], draft.hold_id, draft.buyer)  # it lapsed
+        async with guest(store) as rival:
+            assert await rival.order_until_paying(event, pkg) is not None  # and was taken
+        await buyer.pay_on_hosted_page(order)
+        due = await buyer.until(order["order_number"], ("refund_due",))
+    assert due["status"] == "refund_due"
+    db = store.app[DB]
+    assert await db.fetchval("SELECT state FROM payments WHERE order_number = $1",
+                             order["order_number"]) == "refund_due"
+    assert await store.app[PAYMENTS].refund_due() == 1
+    row = await db.fetchrow("SELECT state, reason FROM payments WHERE order_number = $1",
+                            order["order_number"])
+    assert row["state"] == "refunded" and "refund" in row["reason"]
+    assert await store.app[PAYMENTS].refund_due() == 0
+    status = await store.app[GATEWAYS]["sandbox"].fetch_status(due["payments"][-1]["reference"],
+                                                               due["payments"][-1]["gateway_ref"])
+    assert status.state == "succeeded"  # the payment stands; its money went back as a refund
