@@ -58,7 +58,7 @@ def _make_provider(dsn: str, base: str) -> str:
         cookie = resp.headers["Set-Cookie"].split(";")[0]
         csrf = json.loads(resp.read())["csrf_token"]
     req = urllib.request.Request(base + "/api/auth/tokens", method="POST",
-                                 data=b'{"name": "bench"}', headers={
+                                 data=b'{"name": "bench", "scope": "write"}', headers={
                                      "Content-Type": "application/json", "Cookie": cookie,
                                      "X-CSRF-Token": csrf})
     with urllib.request.urlopen(req) as resp:

@@ -1,6 +1,8 @@
-"""The buyer's journey under load: browse, open an event, check availability, hold, sometimes
-give the hold back. A sold-out or refused hold (409) is the system working; a 5xx, a timeout or a
-malformed answer is a failure. The run exits non-zero when more than 1% fail or p95 > 500 ms.
+"""The buyer's journey under load: browse, open an event, check availability, hold, then most
+buyers check out and pay through the sandbox gateway (its hosted page, its webhook back) and
+wait for the order to show paid; some give the hold back instead. A sold-out or refused hold (409)
+is the system working; a 5xx, a timeout or a malformed answer is a failure. The run exits non-zero
+when more than 1% fail or p95 > 500 ms. Each user is a fresh guest (cookies of its own).
 
     ./dev up                                    # in another shell (demo data)
     .venv/bin/pip install -e '.[load]'
@@ -15,11 +17,16 @@ from __future__ import annotations
 
 import os
 import random
+import re
+import time
 
 from locust import FastHttpUser, between, events, task
 
 P95_BOUND_MS = 500
 FAIL_RATIO_BOUND = 0.01
+BILLING = {"name": "Locust Buyer", "email": "locust@example.test", "phone": "+265991234567"}
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+PAY_SHARE = 0.7  # of the buyers who hold, this share goes on to pay
 
 
 class Buyer(FastHttpUser):
@@ -67,10 +74,43 @@ class Buyer(FastHttpUser):
                 resp.failure(f"hold answered {resp.status_code}")
                 return
             hold_id = resp.js["id"]
-        if random.random() < 0.3:  # some buyers change their mind
+        if random.random() < PAY_SHARE:
+            self.pay(hold_id)
+        else:  # some buyers change their mind
             with self.rest("DELETE", f"/api/holds/{hold_id}", name="/api/holds/[id]") as resp:
                 if resp.status_code == 204:
                     resp.success()
+
+    def pay(self, hold_id: str) -> None:
+        """Checkout, a card payment on the sandbox's hosted page, then wait for `paid`."""
+        with self.rest("POST", f"/api/holds/{hold_id}/checkout", name="/api/holds/[id]/checkout",
+                       json={"billing": BILLING, "accept_terms": True, "use_buyer_details": True}) as resp:
+            number = (resp.js or {}).get("order_number")
+            if not number:
+                resp.failure(f"checkout answered {resp.status_code}")
+                return
+        with self.rest("POST", f"/api/orders/{number}/payments", name="/api/orders/[n]/payments",
+                       json={"method": "card", "gateway": "sandbox"}) as resp:
+            url = ((resp.js or {}).get("next_action") or {}).get("url")
+            if resp.status_code != 201 or not url:
+                resp.failure(f"payment answered {resp.status_code}")
+                return
+        page = self.client.get(url, name="/sandbox/pay/[id]")
+        token = CSRF.search(page.text or "")
+        if not token:
+            return
+        self.client.post(f"{url}/card", name="/sandbox/pay/[id]/card", allow_redirects=False, data={
+            "csrf_token": token.group(1), "card_number": "4242 4242 4242 4242", "expiry": "12/34",
+            "cvc": "123"})
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:  # as the payment status page polls
+            with self.rest("GET", f"/api/orders/{number}", name="/api/orders/[n]") as resp:
+                if (resp.js or {}).get("status") == "paid":
+                    return
+            time.sleep(0.5)
+        self.environment.events.request.fire(
+            request_type="PAY", name="paid within 30 s", response_time=30_000, response_length=0,
+            exception=RuntimeError(f"order {number} not paid within 30 s"), context={})
 
 
 @events.quitting.add_listener
