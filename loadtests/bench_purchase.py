@@ -225,9 +225,9 @@ def main() -> None:
         p99 = whole[min(len(whole) - 1, int(len(whole) * 0.99))] / 1000 if whole else float("nan")
         lines.append(f"| {buyers:,} | {held.done / held_s:,.0f} | {bought.done / bought_s:,.1f} | "
                      f"{bought.done:,} | {p50:.2f} | {p99:.2f} | {len(bought.errors)} |")
-    lines += ["", "Share of a purchase's time by step (client side, mean; `paid` is from the card "
-              "form's answer to the order showing paid: the webhook's trip and processing, seen "
-              "by polling every 200 ms):", "",
+    lines += ["", ("Share of a purchase's time by step (client side, mean; `paid` is from the card "
+                   "form's answer to the order showing paid: the webhook's trip and processing, "
+                   "seen by polling every 200 ms):"), "",
               "| buyers | " + " | ".join(STEPS) + " |", "|---|" + "---|" * len(STEPS)]
     for buyers, _, _, bought, _ in rows:
         means = {s: sum(bought.steps[s]) / max(1, len(bought.steps[s])) for s in STEPS}
