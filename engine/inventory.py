@@ -9,6 +9,7 @@ in exactly one state: available, blocked, held by one hold, or sold to one order
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import hmac
 import secrets
@@ -222,6 +223,12 @@ class HoldLimits(msgspec.Struct, frozen=True, kw_only=True):
 NO_LIMITS = HoldLimits()
 
 
+@functools.lru_cache(maxsize=64)
+def _rates(buyer: tuple[int, int], ip: tuple[int, int], guest: tuple[int, int]) -> bytes:
+    """The limits as the hold script takes them (the same few for every call of a process)."""
+    return msgspec.json.encode({"buyer": buyer, "ip": ip, "guest": guest})
+
+
 class LoadResult(msgspec.Struct, kw_only=True):
     seats_added: int = 0
     conflicts: list[int] = []  # seats the catalog blocks that a buyer holds or bought
@@ -368,10 +375,10 @@ class Inventory:
         _own_event(event_id, hold_id)
         request = {"ga": [[p, q] for p, q in items.items()], "seats": seat_ids}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
-        rates = {"buyer": limits.buyer, "ip": limits.ip, "guest": limits.guest}
         result = await self._run("hold", event_id, hold_id, buyer, ttl,
                                  msgspec.json.encode(request), LAZY_EXPIRE,
-                                 msgspec.json.encode(rates), "1" if limits.new_guest else "0",
+                                 _rates(limits.buyer, limits.ip, limits.guest),
+                                 "1" if limits.new_guest else "0",
                                  extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
@@ -394,10 +401,10 @@ class Inventory:
         request = {"quantity": quantity, "section": section_id or 0, "price_min": price_min or 0,
                    "price_max": price_max or 0}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
-        rates = {"buyer": limits.buyer, "ip": limits.ip, "guest": limits.guest}
         result = await self._run("best_available", event_id, hold_id, buyer, ttl,
                                  msgspec.json.encode(request), LAZY_EXPIRE,
-                                 msgspec.json.encode(rates), "1" if limits.new_guest else "0",
+                                 _rates(limits.buyer, limits.ip, limits.guest),
+                                 "1" if limits.new_guest else "0",
                                  extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client)
                                  + self.layout_keys(event_id))
         if not result["ok"]:
