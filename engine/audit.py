@@ -9,8 +9,9 @@ never shows as a false alarm):
 - every buyer's counts (per package and for the event) equal their tickets in live holds and
   sales, and every basket names its buyer's one live hold.
 Redis against Postgres (given a pool): an event the catalog has on sale is loaded, at the
-committed catalog version; each package's capacity and every seat block agree with the catalog.
-(Sales against Postgres orders come with fulfillment.)
+committed catalog version; each package's capacity and every seat block agree with the catalog;
+every order Postgres has a succeeded payment for is a sale in Redis. (Sales against Postgres
+orders and tickets come with fulfillment.)
 Returns the problems found; an empty list means the books balance.
 """
 
@@ -156,4 +157,11 @@ async def _against_catalog(pool: asyncpg.Pool, event_id: int, raw: dict) -> list
         if stock[f"{pid}:cap"] != want:
             problems.append(f"package {pid}: capacity {stock[f'{pid}:cap']} in Redis, "
                             f"{want} by the catalog")
+    sold = {k.decode() for k, v in raw["sales"].items()
+            if not k.startswith(b"hold:") and msgspec.json.decode(v)["state"] == "sold"}
+    paid = await pool.fetch("SELECT DISTINCT order_number FROM payments WHERE event_id = $1 "
+                            "AND state = 'succeeded'", event_id)
+    missing = sorted(r["order_number"] for r in paid if r["order_number"] not in sold)
+    if missing:
+        problems.append(f"{len(missing)} paid order(s) are not sold in Redis: {missing[:10]}")
     return problems

@@ -31,7 +31,7 @@ Reason = Literal[
     "hold_already_sold", "basket_exists", "rate_limited", "login_required", "bad_input",
     "no_adjacent_run", "unknown_section",
     # confirm only
-    "stock_gone", "refunded", "order_number_taken", "not_owner",
+    "stock_gone", "refunded", "order_number_taken", "not_owner", "hold_changed",
 ]
 EVENT_KEYS = ("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers", "sales",
               "orders", "baskets")
@@ -45,7 +45,7 @@ MAX_LINES = 50
 MAX_SEATS = 100
 MAX_QUANTITY = 1000
 MAX_ID = 10**14 - 1
-SEATS_PER_LOAD = 2000
+SEATS_PER_LOAD = 500  # a load call stays well under 100 ms of Redis time
 
 
 class HoldRefused(Exception):
@@ -89,6 +89,7 @@ def _describe(reason: str, d: dict) -> str:
         "stock_gone": "the hold expired and its tickets were sold to someone else",
         "refunded": f"order {d.get('order')} was refunded; it cannot be confirmed again",
         "order_number_taken": f"order number {d.get('order')} belongs to another hold",
+        "hold_changed": "the hold now holds other tickets than the order paid for",
     }.get(reason, reason)
 
 
@@ -207,26 +208,22 @@ SEAT_STATE = {"a": "available", "b": "blocked", "x": "blocked", "h": "held", "s"
 
 
 class HoldLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """Rate limits on making holds, checked inside the hold script (no extra round trip).
-
-    Each limit is a token bucket `(burst, per_minute)`; a burst of 0 means no limit. `buyer` and
-    `client` are counted per event; `guest` is spent only when `new_guest` says this request
-    mints a guest identity, so guest identities cost something per client address."""
+    """Rate limits on making holds, checked inside the hold script (no extra round trip): per
+    buyer and per client address (`client`, as the storefront buckets addresses), in the event.
+    Each is `(burst, per_minute)`; a burst of 0 means no limit."""
 
     client: str = ""
-    new_guest: bool = False
     buyer: tuple[int, int] = (0, 1)
     ip: tuple[int, int] = (0, 1)
-    guest: tuple[int, int] = (0, 1)
 
 
 NO_LIMITS = HoldLimits()
 
 
 @functools.lru_cache(maxsize=64)
-def _rates(buyer: tuple[int, int], ip: tuple[int, int], guest: tuple[int, int]) -> bytes:
+def _rates(buyer: tuple[int, int], ip: tuple[int, int]) -> bytes:
     """The limits as the hold script takes them (the same few for every call of a process)."""
-    return msgspec.json.encode({"buyer": buyer, "ip": ip, "guest": guest})
+    return msgspec.json.encode({"buyer": buyer, "ip": ip})
 
 
 class LoadResult(msgspec.Struct, kw_only=True):
@@ -377,8 +374,7 @@ class Inventory:
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
         result = await self._run("hold", event_id, hold_id, buyer, ttl,
                                  msgspec.json.encode(request), LAZY_EXPIRE,
-                                 _rates(limits.buyer, limits.ip, limits.guest),
-                                 "1" if limits.new_guest else "0",
+                                 _rates(limits.buyer, limits.ip),
                                  extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
@@ -403,8 +399,7 @@ class Inventory:
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
         result = await self._run("best_available", event_id, hold_id, buyer, ttl,
                                  msgspec.json.encode(request), LAZY_EXPIRE,
-                                 _rates(limits.buyer, limits.ip, limits.guest),
-                                 "1" if limits.new_guest else "0",
+                                 _rates(limits.buyer, limits.ip),
                                  extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client)
                                  + self.layout_keys(event_id))
         if not result["ok"]:
@@ -429,8 +424,12 @@ class Inventory:
 
     async def release(self, event_id: int, hold_id: str, buyer: str) -> None:
         _own_event(event_id, hold_id)
-        result = await self._run("release", event_id, hold_id, buyer)
+        result = await self._run("release", event_id, hold_id, buyer,
+                                 extra_keys=(self.keys.draft(event_id, hold_id),))
         if not result["ok"]:
+            if result["reason"] == "payment_pending":
+                raise Conflict("a payment for this hold is under way; it cannot be given back now",
+                               code="payment_pending")
             raise NotFound("no such hold (it may have expired)", code="unknown_hold")
 
     async def expire(self, event_id: int, limit: int = 1000, *, with_status: bool = False):
@@ -445,7 +444,7 @@ class Inventory:
 
     # --- sales --------------------------------------------------------------------------------
     async def confirm(self, event_id: int, hold: Hold, order_number: str,
-                      extra: dict | None = None) -> Sale:
+                      extra: dict | None = None, *, restore: bool = False) -> Sale:
         """Turn `hold` into sale `order_number` (idempotent). When the hold lapsed, the late
         payment policy of scripts/lua/confirm.lua decides: the stock is taken again, or
         HoldRefused says why not (`stock_gone`, `not_on_sale`, `limit_exceeded`, ...) and the
@@ -454,7 +453,8 @@ class Inventory:
         fallback = {"ga": [[i.package_id, i.quantity, i.unit_price] for i in hold.items],
                     "seats": [[s.seat_id, s.package_id, s.price] for s in hold.seats]}
         result = await self._run("confirm", event_id, hold.id, order_number, hold.buyer,
-                                 msgspec.json.encode(fallback), msgspec.json.encode(extra or {}))
+                                 msgspec.json.encode(fallback), msgspec.json.encode(extra or {}),
+                                 "restore" if restore else "")
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         raw = msgspec.convert(result["sale"], _RawSale)
@@ -471,9 +471,18 @@ class Inventory:
         return not result["replay"]
 
     # --- reads --------------------------------------------------------------------------------
-    async def availability(self, event_id: int, with_seats: bool = False) -> Availability:
+    async def availability(self, event_id: int, with_seats: bool = False,
+                           seat_ids: list[int] | None = None) -> Availability:
+        """Status and counters; with `with_seats` every seat's state, with `seat_ids` (at most
+        MAX_SEATS) only those seats' states."""
+        if seat_ids:
+            if len(seat_ids) > MAX_SEATS:
+                raise Invalid(f"at most {MAX_SEATS} seats at a time", fields={"seat_ids": "too many"})
+            args: tuple = ("ids", *seat_ids)
+        else:
+            args = ("1" if with_seats else "0",)
         status, stock, seats = await self.runner.run(
-            self.scripts["availability"], self.event_keys(event_id), ("1" if with_seats else "0",))
+            self.scripts["availability"], self.event_keys(event_id), args)
         counters: dict[int, dict[str, int]] = {}
         for i in range(0, len(stock), 2):
             pid, field = stock[i].decode().split(":")
@@ -495,6 +504,21 @@ class Inventory:
             rows = await pipe.execute()
         return {event_id: (int(version or 0) if status else None, pending is not None)
                 for event_id, (status, version, pending) in zip(event_ids, rows, strict=True)}
+
+    async def sold_orders(self, event_id: int, order_numbers: list[str]) -> set[str]:
+        """Which of `order_numbers` this Redis has as sales of the event (sold or refunded)."""
+        if not order_numbers:
+            return set()
+        found = await self.client.hmget(self.keys.event(event_id, "sales"), order_numbers)
+        return {n for n, raw in zip(order_numbers, found, strict=True) if raw is not None}
+
+    async def server_epoch(self) -> str:
+        """Changes whenever the Redis server restarts (a restore from a copy implies one): its
+        run id (every node's, on a cluster)."""
+        info = await self.client.info("server")
+        if isinstance(info, dict) and "run_id" in info:
+            return str(info["run_id"])
+        return ",".join(sorted(str(v.get("run_id")) for v in info.values()))  # per node
 
     async def events_on_sale(self) -> list[int]:
         return sorted(int(x) for x in await self.client.smembers(self.keys.events_on_sale()))

@@ -77,15 +77,39 @@ class Keys:
         """A key of one event, e.g. `kw:{ev:42}:stock`."""
         return f"{self.prefix}:{self.event_tag(event_id)}:{name}"
 
-    def hold_buckets(self, event_id: int, buyer: str, client: str) -> tuple[str, str, str]:
-        """The rate-limit buckets of one hold request (scripts/lua/includes/ratelimit.lua): the
-        buyer's holds, the client address's holds and the client address's new guests, in this
-        event. User-controlled parts are escaped so they never form a hash tag."""
+    def draft(self, event_id: int, hold_id: str) -> str:
+        """The order draft of one hold (engine/orders.py); hold ids are checked ids, no braces."""
+        return self.event(event_id, f"draft:{_untag(hold_id)}")
+
+    def hold_buckets(self, event_id: int, buyer: str, client: str) -> tuple[str, str]:
+        """The rate limits of one hold request (scripts/lua/includes/ratelimit.lua): the buyer's
+        holds and the client address's holds, in this event. User-controlled parts are escaped so
+        they never form a hash tag."""
         who, where = _untag(buyer), _untag(client or "unknown")
-        return (self.event(event_id, f"rl:buyer:{who}"), self.event(event_id, f"rl:ip:{where}"),
-                self.event(event_id, f"rl:guest:{where}"))
+        return self.event(event_id, f"rl:buyer:{who}"), self.event(event_id, f"rl:ip:{where}")
+
+    def new_guests(self, client: str) -> str:
+        """The limit on guest identities minted for one client address, across all events."""
+        return f"{self.prefix}:rl:guests:{_untag(client or 'unknown')}"
 
     # --- cross-event ----------------------------------------------------------------------
+    def selling(self) -> str:
+        """Set of event ids that sold lately: their orders streams still need fulfilling even
+        once the event is no longer on sale."""
+        return f"{self.prefix}:events:selling"
+
+    def dead_letters(self) -> str:
+        """Stream of orders-stream entries fulfillment could not write, with the reason."""
+        return f"{self.prefix}:fulfillment:dead"
+
+    def fulfillment_failures(self) -> str:
+        """Hash: orders-stream entry id -> how often writing it failed (reset once written)."""
+        return f"{self.prefix}:fulfillment:failures"
+
+    def deliveries(self) -> str:
+        """Stream of written orders whose tickets are to be sent (fulfillment/issuing.py)."""
+        return f"{self.prefix}:fulfillment:deliveries"
+
     def payments_pending(self) -> str:
         """Zset: references of payment attempts awaiting their outcome, by when last asked."""
         return f"{self.prefix}:payments:pending"

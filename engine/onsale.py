@@ -14,10 +14,12 @@ from __future__ import annotations
 import logging
 
 import asyncpg
+import msgspec
 
 from engine.catalog import Catalog
 from engine.errors import Conflict
-from engine.inventory import Inventory
+from engine.inventory import HoldRefused, Inventory
+from engine.orders import SaleRecord
 
 log = logging.getLogger(__name__)
 LIVE = ("published", "postponed")
@@ -42,10 +44,41 @@ async def sync_event(catalog: Catalog, inventory: Inventory, event_id: int,
     seat_map = await catalog.seat_map(event_id, conn=conn) if detail.requires_seating else None
     result = await inventory.load(detail, detail.packages, seat_map, version=version)
     if result.conflicts:
-        log.error("event %d: seats %s are blocked in the catalog but held or sold in Redis",
-                  event_id, result.conflicts[:20])
+        log.error("event %d: seats %s are blocked in the catalog but held or sold in Redis, or "
+                  "belong to a package sold by quantity", event_id, result.conflicts[:20])
+    await reapply_sales(inventory, event_id, conn)
     if loaded_before is None:
         await conn.execute("UPDATE events SET stock_loaded_at = now() WHERE id = $1", event_id)
+
+
+async def reapply_sales(inventory: Inventory, event_id: int, conn: asyncpg.Connection) -> int:
+    """Sales the record holds that this Redis lacks (restored from an older copy) are made again
+    before the event sells on: every succeeded payment of the event is a sale. Returns how many
+    were re-applied; one that cannot be (its tickets went to another sale meanwhile) is logged
+    for an operator, and `kwika audit` keeps reporting it."""
+    rows = {r["order_number"]: r for r in await conn.fetch(
+        "SELECT order_number, sale FROM payments "
+        "WHERE event_id = $1 AND state = 'succeeded' AND sale IS NOT NULL", event_id)}
+    paid = sorted(rows)
+    done = 0
+    for start in range(0, len(paid), 1000):
+        batch = paid[start:start + 1000]
+        known = await inventory.sold_orders(event_id, batch)
+        for number in batch:
+            if number in known:
+                continue
+            record = msgspec.json.decode(rows[number]["sale"], type=SaleRecord)
+            record.restored = True
+            try:
+                await inventory.confirm(event_id, record.as_hold(event_id), number, restore=True,
+                                        extra=msgspec.to_builtins(record))
+                done += 1
+            except HoldRefused as refused:
+                log.critical("order %s of event %d is paid but could not be re-applied to Redis: "
+                             "%s", number, event_id, refused)
+    if done:
+        log.warning("event %d: %d paid order(s) missing in Redis were re-applied", event_id, done)
+    return done
 
 
 class StockSync:
@@ -87,11 +120,19 @@ def connect(catalog: Catalog, inventory: Inventory) -> Catalog:
     return catalog
 
 
+_epochs: dict[int, str] = {}  # id(inventory) -> the Redis run id its last reconciliation saw
+
+
 async def reconcile_once(catalog: Catalog, inventory: Inventory, *, everything: bool = False) -> int:
     """Reload every event that is (or Redis says is) on sale and whose loaded catalog version is
     not the committed one, or whose narrowing load is pending; with `everything`, reload them all
-    (start-up). Returns how many were loaded; an event that cannot be loaded is logged and
-    skipped, not fatal."""
+    (start-up), and so after Redis restarted (a restore from a copy may have lost sales, which
+    the full load re-applies from the record). Returns how many were loaded; an event that
+    cannot be loaded is logged and skipped, not fatal."""
+    epoch = await inventory.server_epoch()
+    if _epochs.get(id(inventory)) != epoch:
+        everything = everything or id(inventory) in _epochs
+        _epochs[id(inventory)] = epoch
     sync = catalog.stock if isinstance(catalog.stock, StockSync) else StockSync(catalog, inventory)
     rows = await catalog.pool.fetch(
         "SELECT id, catalog_version FROM events WHERE status = ANY($1::text[]) "

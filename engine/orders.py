@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 
 import msgspec
@@ -89,6 +89,55 @@ class OrderDraft(msgspec.Struct, kw_only=True):
         return next((a for a in self.payments if a.reference == reference), None)
 
 
+class SaleRecord(msgspec.Struct, kw_only=True):
+    """What one sale is, as the record keeps it: the `extra` field of the event's orders-stream
+    entry (written by scripts/lua/confirm.lua), and the `sale` column of its succeeded payment.
+
+    Format v1 (JSON): {v: 1, order_number, hold_id, buyer, ga: [[package id, quantity, unit
+    price]], seats: [[seat id, package id, price]], attendees: [{name, email, phone}] one per
+    ticket in that order (ga lines first, then seats), billing: {name, email, phone}, subtotal,
+    fees, total (minor units), currency, payment (our reference) or null, gateway or null,
+    restored: true when re-applied from the record after Redis lost it}. Readers ignore fields
+    they do not know, so the format can grow; a change of meaning gets a new `v`.
+    The stream entry itself: `type` "sale", `order` the order number, `sale` the sale as the
+    script stores it ({order, hold, buyer, lines, ga, seats, at (ms), state}), `extra` this."""
+
+    v: int = 1
+    order_number: str
+    hold_id: str
+    buyer: str
+    ga: list[tuple[int, int, int]]
+    seats: list[tuple[int, int, int]]
+    attendees: list[Attendee]
+    billing: Billing
+    subtotal: int
+    fees: int
+    total: int
+    currency: str
+    payment: str | None = None
+    gateway: str | None = None
+    restored: bool = False
+
+    def as_hold(self, event_id: int) -> Hold:
+        """The hold as it was sold (what re-applying the sale takes again)."""
+        now = datetime.now(UTC)
+        return Hold(id=self.hold_id, event_id=event_id, buyer=self.buyer, created_at=now,
+                    expires_at=now,
+                    items=[HoldLine(package_id=p, quantity=q, unit_price=u) for p, q, u in self.ga],
+                    seats=[HoldSeat(seat_id=s, package_id=p, price=u) for s, p, u in self.seats],
+                    total=self.subtotal)
+
+
+def sale_record(draft: OrderDraft, payment: str | None, gateway: str | None) -> SaleRecord:
+    return SaleRecord(
+        order_number=draft.order_number, hold_id=draft.hold_id, buyer=draft.buyer,
+        ga=[(i.package_id, i.quantity, i.unit_price) for i in draft.items],
+        seats=[(s.seat_id, s.package_id, s.price) for s in draft.seats],
+        attendees=draft.attendees, billing=draft.billing, subtotal=draft.subtotal,
+        fees=draft.fees, total=draft.total, currency=draft.currency, payment=payment,
+        gateway=gateway)
+
+
 class OrderRefused(Conflict):
     """A checkout, payment or cancellation the draft's state does not allow; `code` says why."""
 
@@ -154,7 +203,7 @@ class Orders:
             inventory.add_script(name)
 
     def _draft_key(self, event_id: int, hold_id: str) -> tuple[str, ...]:
-        return (self.keys.event(event_id, f"draft:{hold_id}"),)
+        return (self.keys.draft(event_id, hold_id),)
 
     async def _run(self, name: str, event_id: int, hold_id: str | None, *args) -> dict:
         extra = self._draft_key(event_id, hold_id) if hold_id else ()

@@ -59,6 +59,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     holds_per_buyer_per_minute: int = 10
     holds_per_ip_per_minute: int = 600
     guests_per_ip_per_minute: int = 60
+    # per-address limits count an IPv6 client by its network of this prefix length
+    ipv6_prefix: int = 64
     password_hash_concurrency: int = 2
     password_hash_queue: int = 32
     login_per_ip_per_minute: int = 60
@@ -146,6 +148,7 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_HOLDS_PER_BUYER_PER_MINUTE": "holds_per_buyer_per_minute",
     "KWIKA_HOLDS_PER_IP_PER_MINUTE": "holds_per_ip_per_minute",
     "KWIKA_GUESTS_PER_IP_PER_MINUTE": "guests_per_ip_per_minute",
+    "KWIKA_IPV6_PREFIX": "ipv6_prefix",
     "KWIKA_PASSWORD_HASH_CONCURRENCY": "password_hash_concurrency",
     "KWIKA_PASSWORD_HASH_QUEUE": "password_hash_queue",
     "KWIKA_LOGIN_PER_IP_PER_MINUTE": "login_per_ip_per_minute",
@@ -183,6 +186,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "holds_per_buyer_per_minute": (0, 1_000_000),
     "holds_per_ip_per_minute": (0, 1_000_000),
     "guests_per_ip_per_minute": (0, 1_000_000),
+    "ipv6_prefix": (32, 128),
     "password_hash_concurrency": (1, 256),
     "password_hash_queue": (0, 100_000),
     "login_per_ip_per_minute": (1, 1_000_000),

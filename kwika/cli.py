@@ -142,6 +142,7 @@ async def _work_until_signalled(settings: Settings) -> None:
     from engine.payments.registry import configured
     from engine.payments.service import Payments
     from engine.sweeper import sweep_forever, worker_jobs
+    from fulfillment.worker import run_fulfillment
     from storefront.app import redis_client
 
     stop = asyncio.Event()
@@ -159,16 +160,29 @@ async def _work_until_signalled(settings: Settings) -> None:
     payments = Payments(pool, inventory, Orders(inventory), gateways)
     sweeper = asyncio.create_task(sweep_forever(
         inventory, jobs=worker_jobs(catalog, inventory, payments)), name="sweeper")
+    fulfilling = asyncio.create_task(run_fulfillment(inventory, pool, stop), name="fulfillment")
     try:
         await stop.wait()
         log.info("stopping worker (pid %d)", os.getpid())
     finally:
         sweeper.cancel()
-        await asyncio.gather(sweeper, return_exceptions=True)
+        await asyncio.gather(sweeper, fulfilling, return_exceptions=True)
         await http.close()
         await inventory.close()
         await pool.close()
         await client.aclose()
+
+
+def _worker_loops() -> dict:
+    """The fulfillment loops `kwika up` runs in its first server process (`kwika worker` runs
+    the same ones on its own)."""
+    from fulfillment.worker import run_fulfillment
+    from storefront.appkeys import DB, INVENTORY
+
+    async def fulfillment(app, stop: asyncio.Event) -> None:
+        await run_fulfillment(app[INVENTORY], app[DB], stop)
+
+    return {"fulfillment": fulfillment}
 
 
 async def _serve_until_signalled(settings: Settings, sock: socket.socket | None,
@@ -183,7 +197,11 @@ async def _serve_until_signalled(settings: Settings, sock: socket.socket | None,
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    runner = web.AppRunner(create_app(settings, sweeper=sweeper), access_log=None, shutdown_timeout=10)
+    background = {}
+    if sweeper:  # `kwika up`: this process is also the worker
+        background = _worker_loops()
+    runner = web.AppRunner(create_app(settings, sweeper=sweeper, background=background),
+                           access_log=None, shutdown_timeout=10)
     await runner.setup()
     try:
         site = (web.SockSite(runner, sock) if sock

@@ -13,7 +13,7 @@ from engine.tokens import NewToken, TokenInfo, TokenRequest, token_expiry
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import ACCOUNTS, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
-from storefront.client import client_ip
+from storefront.client import client_bucket
 
 api = Api()
 TAG = "accounts"
@@ -31,7 +31,7 @@ class ProviderVerification(msgspec.Struct, forbid_unknown_fields=True, kw_only=T
 @api.post("/api/auth/register", body=Registration, response=User, status=201, tag=TAG,
           summary="Create a buyer or provider account", errors=(400, 409, 415, 422, 429, 503))
 async def register(request: web.Request, body: Registration) -> User:
-    return await request.app[ACCOUNTS].register(body, ip=client_ip(request))
+    return await request.app[ACCOUNTS].register(body, ip=client_bucket(request))
 
 
 @api.post("/api/auth/login", body=Credentials, response=LoginResult, tag=TAG,
@@ -39,7 +39,7 @@ async def register(request: web.Request, body: Registration) -> User:
           errors=(400, 401, 415, 422, 429, 503))
 async def login(request: web.Request, body: Credentials) -> web.Response:
     accounts = request.app[ACCOUNTS]
-    user = await accounts.authenticate(body, ip=client_ip(request))
+    user = await accounts.authenticate(body, ip=client_bucket(request))
     session = await start_session(request, user)
     response = json_response(LoginResult(user=user, csrf_token=session.csrf))
     set_session_cookie(request, response, session)

@@ -134,12 +134,14 @@ async def create_hold(request: web.Request, body: Selection) -> web.Response:
     items = _check_selection(body)
     key = _idempotency_key(request)
     facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer = buyer_for_hold(request, facts.allow_guest_checkout)
+    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
         hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
     return await _answer_hold(request, buyer, facts.currency, request.app[INVENTORY].hold(
-        event_id, buyer.key, items, body.seat_ids, hold_id=hold_id, limits=hold_limits(request, buyer)))
+        event_id, buyer.key, items, body.seat_ids, hold_id=hold_id, limits=hold_limits(request, buyer)),
+        same=lambda hold: ({i.package_id: i.quantity for i in hold.items} == items
+                           and {s.seat_id for s in hold.seats} == set(body.seat_ids)))
 
 
 class BestAvailable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -161,25 +163,32 @@ async def best_available(request: web.Request, body: BestAvailable) -> web.Respo
         raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
     key = _idempotency_key(request)
     facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer = buyer_for_hold(request, facts.allow_guest_checkout)
+    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
         hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
     return await _answer_hold(request, buyer, facts.currency, request.app[INVENTORY].best_available(
         event_id, buyer.key, body.quantity, section_id=body.section_id, price_min=body.price_min,
-        price_max=body.price_max, hold_id=hold_id, limits=hold_limits(request, buyer)))
+        price_max=body.price_max, hold_id=hold_id, limits=hold_limits(request, buyer)),
+        same=lambda hold: len(hold.seats) == body.quantity and not hold.items)
 
 
-async def _answer_hold(request: web.Request, buyer, currency: str, making) -> web.Response:
+async def _answer_hold(request: web.Request, buyer, currency: str, making,
+                       same=None) -> web.Response:
     """201 with the hold, or the refusal; a guest identity minted on the way is kept either way
-    (it was paid for), except when the request was turned away before reaching the stock."""
+    (it was counted). With an Idempotency-Key, `same(hold)` says whether the hold answering the
+    key is what this request asks for: a key reused for another selection is refused."""
     try:
         hold = await making
+        if same is not None and "Idempotency-Key" in request.headers and not same(hold):
+            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for "
+                           "another selection: send a new key for a new choice",
+                           {"Idempotency-Key": "used for another selection"})
     except HoldRefused as exc:
         error = refusal(exc)
         response = error_response(error.status, error.code, error.message, error.fields,
                                   error.headers or None)
-        if buyer.new_guest_cookie and exc.reason not in ("rate_limited", "bad_input"):
+        if buyer.new_guest_cookie:  # the identity was minted (and counted): keep it
             set_guest_cookie(request, response, buyer.new_guest_cookie)
         return response
     response = json_response(hold_out(hold, currency, hold.created_at), status=201)
@@ -237,7 +246,7 @@ async def check_availability(request: web.Request, body: Selection) -> Availabil
     event_id = path_int(request, "event_id")
     items = _check_selection(body)
     await request.app[EVENT_CACHE].get(event_id)
-    live = await request.app[INVENTORY].availability(event_id, with_seats=bool(body.seat_ids))
+    live = await request.app[INVENTORY].availability(event_id, seat_ids=body.seat_ids)
     packages = []
     for pid, qty in items.items():
         stock = live.packages.get(pid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -19,6 +19,7 @@ from engine.keys import Keys
 from engine.onsale import connect
 from engine.orders import Orders
 from engine.payments.service import Payments
+from engine.ratelimit import RateLimiter
 from engine.settings import Settings
 from engine.sweeper import sweep_forever, worker_jobs
 from storefront import (
@@ -43,9 +44,11 @@ from storefront.appkeys import (
     GATEWAYS,
     INVENTORY,
     KEYS,
+    LIMITER,
     ORDERS,
     PAYMENTS,
     REDIS,
+    SEAT_STATES,
     SETTINGS,
     TEMPLATES,
 )
@@ -79,6 +82,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = connect(Catalog(app[DB]), app[INVENTORY])
     app[EVENT_CACHE] = EventCache(app[DB])
     app[ORDERS] = Orders(app[INVENTORY])
+    app[LIMITER] = RateLimiter(app[INVENTORY].runner)
     app[PAYMENTS] = Payments(app[DB], app[INVENTORY], app[ORDERS], app[GATEWAYS])
     app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR], settings)
     try:
@@ -110,9 +114,35 @@ async def _sweeper(app: web.Application) -> AsyncIterator[None]:
             await task
 
 
-def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
+Background = Callable[[web.Application, asyncio.Event], Awaitable[None]]
+
+
+def _background(name: str, run: Background):
+    """A cleanup context running `run(app, stop)` beside the storefront; /readyz reports it if it
+    stops. (How `kwika up` puts the fulfillment worker in one of its processes: the command
+    line, which knows both, hands it in; the storefront never imports fulfillment.)"""
+    async def context(app: web.Application) -> AsyncIterator[None]:
+        stop = asyncio.Event()
+        task = asyncio.create_task(run(app, stop), name=name)
+        app[BACKGROUND][name] = task
+        try:
+            yield
+        finally:
+            stop.set()
+            try:
+                await asyncio.wait_for(asyncio.shield(task), CLOSE_TIMEOUT)
+            except TimeoutError:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+    return context
+
+
+def create_app(settings: Settings, *, sweeper: bool = False,
+               background: dict[str, Background] | None = None) -> web.Application:
     """A storefront for `settings` (whose redis_url and database_url must be set); with
-    `sweeper`, it also returns the stock of expired holds (one process of a deployment)."""
+    `sweeper`, it also returns the stock of expired holds (one process of a deployment), and
+    runs each of `background` (name -> `run(app, stop)`) beside it."""
     app = web.Application(
         middlewares=[request_id_middleware, error_middleware, path_middleware, auth_middleware],
         client_max_size=settings.max_body_bytes,
@@ -122,6 +152,7 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
     app[TEMPLATES] = make_environment(HERE / "templates")
     app[BACKGROUND] = {}
     app[GATEWAYS] = {}  # filled from the settings at start-up; tests may add their own
+    app[SEAT_STATES] = {}
     headers.install(app)
     app.cleanup_ctx.append(_resources)
     install_gateways(app)  # the outbound HTTP session gateways use
@@ -129,6 +160,8 @@ def create_app(settings: Settings, *, sweeper: bool = False) -> web.Application:
         install_sandbox(app)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
+    for name, run in (background or {}).items():
+        app.cleanup_ctx.append(_background(name, run))
     for module in API_MODULES:
         module.api.install(app)
     spec = openapi.build(all_routes())

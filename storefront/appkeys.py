@@ -15,6 +15,7 @@ from engine.inventory import Inventory
 from engine.keys import Keys
 from engine.orders import Orders
 from engine.payments.service import Payments
+from engine.ratelimit import RateLimiter
 from engine.settings import Settings
 from storefront.event_cache import EventCache
 
@@ -31,7 +32,9 @@ EVENT_CACHE = web.AppKey("event_cache", EventCache)
 BACKGROUND = web.AppKey("background", dict)  # name -> asyncio.Task, watched by /readyz
 ORDERS = web.AppKey("orders", Orders)
 PAYMENTS = web.AppKey("payments", Payments)
-GATEWAYS = web.AppKey("gateways", dict)  # name -> engine.payments.base.Gateway
+GATEWAYS = web.AppKey("gateways", dict)
+SEAT_STATES = web.AppKey("seat_states", dict)
+LIMITER = web.AppKey("limiter", RateLimiter)  # limits that span events  # event id -> (fresh until, Availability)  # name -> engine.payments.base.Gateway
 
 # per-request storage, filled by the auth middleware
 USER = web.RequestKey("user", User)  # absent or None when anonymous

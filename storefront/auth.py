@@ -37,6 +37,7 @@ from storefront.errors import ApiError
 from storefront.forms import read_form
 
 SESSION_COOKIE = "kwika_session"
+GUEST_COOKIE = "kwika_guest"  # storefront/buyer.py mints it
 CSRF_COOKIE = "kwika_csrf"
 UNSAFE = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -103,8 +104,12 @@ async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamR
 
 async def _check_csrf(request: web.Request) -> None:
     is_form = request.content_type in FORM_TYPES
-    if request.get(SESSION) is None and not is_form:
-        return  # anonymous JSON: no ambient authority, and JSON cannot be posted cross-site
+    # anonymous JSON needs no token: JSON cannot be sent cross-site without a CORS preflight. A
+    # guest's cookie is ambient authority too, so a bodiless or text/plain write riding on it (a
+    # same-site page's plain POST) needs the anonymous CSRF token, like a form.
+    if (request.get(SESSION) is None and not is_form
+            and (request.content_type == "application/json" or GUEST_COOKIE not in request.cookies)):
+        return
     sent = request.headers.get("X-CSRF-Token")
     if sent is None and is_form:
         sent = (await read_form(request)).get("csrf_token")

@@ -6,6 +6,7 @@ An event not loaded into Redis (nothing on sale yet) shows each package's capaci
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import UTC, datetime
 
 import msgspec
@@ -13,7 +14,7 @@ from aiohttp import web
 
 from engine import catalog_types as t
 from engine.catalog_rules import event_sale_status, sale_state
-from storefront.appkeys import INVENTORY
+from storefront.appkeys import INVENTORY, SEAT_STATES
 
 
 async def with_availability(app: web.Application, detail: t.EventDetail,
@@ -32,9 +33,27 @@ async def with_availability(app: web.Application, detail: t.EventDetail,
         available=sum(p.available for p in packages if p.is_active))
 
 
+SEAT_STATES_SECONDS = 1.0
+
+
+async def _seat_states(app: web.Application, event_id: int):
+    """Every seat's live state, read at most once a second per event and process: a rush of seat
+    map views costs Redis one read of a large venue a second, not one per view."""
+    cache = app[SEAT_STATES]
+    now = time.monotonic()
+    hit = cache.get(event_id)
+    if hit is None or hit[0] < now:
+        if len(cache) > 1000:
+            cache.clear()
+        hit = cache[event_id] = (now + SEAT_STATES_SECONDS,
+                                 await app[INVENTORY].availability(event_id, with_seats=True))
+    return hit[1]
+
+
 async def with_seat_states(app: web.Application, seat_map: t.SeatMap) -> t.SeatMap:
-    """The seat map with each seat's live state (held seats show as reserved)."""
-    live = await app[INVENTORY].availability(seat_map.event_id, with_seats=True)
+    """The seat map with each seat's live state (held seats show as reserved), at most a second
+    old."""
+    live = await _seat_states(app, seat_map.event_id)
     if live.status is None:
         return seat_map
     shown = {"available": "available", "blocked": "blocked", "held": "reserved", "sold": "sold"}

@@ -2,9 +2,9 @@
 
 A guest identity lives in the `kwika_guest` cookie, signed for the purpose "guest" (no other
 signed value passes for it). It is minted only when a guest makes a hold in an event that allows
-guests, and minting costs: the hold script spends a token of the client address's new-guest
-bucket (KWIKA_GUESTS_PER_IP_PER_MINUTE), so a script cannot mint identities faster than that to
-dodge per-buyer limits. Per-buyer limits (per package, per event, one basket) hold per identity;
+guests, and minting costs: at most KWIKA_GUESTS_PER_IP_PER_MINUTE per client address (IPv6: per
+/64) across all events, so a script cannot mint identities faster than that to dodge per-buyer
+limits. Per-buyer limits (per package, per event, one basket) hold per identity;
 holds are also rate-limited per identity and per client address (`HoldLimits`).
 """
 
@@ -19,10 +19,11 @@ from engine.accounts import User
 from engine.errors import Unauthenticated
 from engine.inventory import HoldLimits
 from engine.signing import sign, unsign
-from storefront.appkeys import SETTINGS, USER
-from storefront.client import client_ip
+from storefront.appkeys import KEYS, LIMITER, SETTINGS, USER
+from storefront.auth import GUEST_COOKIE
+from storefront.client import client_bucket
+from storefront.errors import ApiError
 
-GUEST_COOKIE = "kwika_guest"
 GUEST_COOKIE_DAYS = 30
 
 
@@ -46,8 +47,9 @@ def current_buyer(request: web.Request) -> str | None:
     return f"g:{guest}" if guest else None
 
 
-def buyer_for_hold(request: web.Request, allow_guest: bool) -> Buyer:
-    """The buyer a new hold belongs to; mints a guest identity where guests may buy.
+async def buyer_for_hold(request: web.Request, allow_guest: bool) -> Buyer:
+    """The buyer a new hold belongs to; mints a guest identity where guests may buy, at most
+    KWIKA_GUESTS_PER_IP_PER_MINUTE per client address across all events (429 beyond).
 
     Raises Unauthenticated (`login_required`) when the event takes no guests, whatever guest
     cookie the caller has."""
@@ -59,8 +61,16 @@ def buyer_for_hold(request: web.Request, allow_guest: bool) -> Buyer:
     existing = current_buyer(request)
     if existing is not None:
         return Buyer(existing)
+    settings = request.app[SETTINGS]
+    per_minute = settings.guests_per_ip_per_minute
+    wait = await request.app[LIMITER].wait_ms(request.app[KEYS].new_guests(client_bucket(request)),
+                                              per_minute, per_minute)
+    if wait:
+        raise ApiError(429, "rate_limited", "too many new visitors from your network just now; "
+                       "log in, or try again in a moment", headers={
+                           "Retry-After": str(max(1, -(-wait // 1000)))})
     guest = secrets.token_urlsafe(16)
-    return Buyer(f"g:{guest}", sign(request.app[SETTINGS].secret_key, "guest", guest))
+    return Buyer(f"g:{guest}", sign(settings.secret_key, "guest", guest))
 
 
 def hold_limits(request: web.Request, buyer: Buyer) -> HoldLimits:
@@ -70,10 +80,9 @@ def hold_limits(request: web.Request, buyer: Buyer) -> HoldLimits:
     def per_minute(n: int) -> tuple[int, int]:
         return (n, max(n, 1))  # a burst of one minute's worth, refilled evenly over the minute
 
-    return HoldLimits(client=client_ip(request), new_guest=buyer.new_guest_cookie is not None,
+    return HoldLimits(client=client_bucket(request),
                       buyer=per_minute(settings.holds_per_buyer_per_minute),
-                      ip=per_minute(settings.holds_per_ip_per_minute),
-                      guest=per_minute(settings.guests_per_ip_per_minute))
+                      ip=per_minute(settings.holds_per_ip_per_minute))
 
 
 def set_guest_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:

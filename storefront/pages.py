@@ -17,7 +17,7 @@ from storefront.appkeys import ACCOUNTS, CATALOG, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
 from storefront.availability import with_availability, with_live_summaries
 from storefront.calendar import google_calendar_link, ics, share_links
-from storefront.client import client_ip
+from storefront.client import client_bucket
 from storefront.errors import ApiError, status_for
 from storefront.forms import read_form
 from storefront.render import render
@@ -123,7 +123,7 @@ async def login_submit(request: web.Request) -> web.Response:
     email, next_url = form.get("email", ""), _safe_next(form.get("next", ""))
     try:
         creds = convert({"email": email, "password": form.get("password", "")}, Credentials)
-        user = await request.app[ACCOUNTS].authenticate(creds, ip=client_ip(request))
+        user = await request.app[ACCOUNTS].authenticate(creds, ip=client_bucket(request))
     except (ApiError, DomainError) as exc:
         message = (sentence(exc.message) if isinstance(exc, DomainError)
                    else "Enter your email address and password.")
@@ -145,7 +145,7 @@ async def register_submit(request: web.Request) -> web.Response:
     form = {k: v for k, v in (await read_form(request)).items() if k != "csrf_token" and v != ""}
     try:
         data = convert(form, Registration)
-        user = await request.app[ACCOUNTS].register(data, ip=client_ip(request))
+        user = await request.app[ACCOUNTS].register(data, ip=client_bucket(request))
     except (ApiError, DomainError) as exc:
         status = exc.status if isinstance(exc, ApiError) else status_for(exc)
         return render(request, "accounts/register.html", {

@@ -56,3 +56,13 @@ def with_blocked(smap: t.SeatMap, blocked: set[int]) -> t.SeatMap:
 async def check_invariants(inv: Inventory, event_id: int) -> None:
     """The books balance (engine.audit): assert there is nothing to report."""
     assert await audit(inv, event_id) == []
+
+
+async def lapse(inv: Inventory, event_id: int, hold_id: str) -> None:
+    """Let a hold's time run out now (as the clock would) and sweep it: its stock goes back."""
+    holds = inv.keys.event(event_id, "holds")
+    raw = msgspec.json.decode(await inv.client.hget(holds, hold_id))
+    raw["expires"] = raw["created"]
+    await inv.client.hset(holds, hold_id, msgspec.json.encode(raw))
+    await inv.client.zadd(inv.keys.event(event_id, "expiry"), {hold_id: 0})
+    await inv.expire(event_id)

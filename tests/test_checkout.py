@@ -10,6 +10,7 @@ import pytest
 from engine.audit import audit
 from engine.payments.base import PaymentStatus, WebhookEvent
 from storefront.appkeys import DB, INVENTORY, ORDERS, PAYMENTS
+from tests.inventory_helpers import lapse
 
 EV = "/api/provider/events"
 BILLING = {"name": "Chikondi Banda", "email": "chikondi@example.test", "phone": "+265 991 234 567"}
@@ -185,7 +186,7 @@ async def test_a_late_payment_whose_tickets_are_gone_is_refunded(client, factory
     hold = await _hold(client, buyer, event, pkg, 2)
     order = await (await _checkout(client, buyer, hold)).json()
     reference = await _attempt(app, order)
-    await app[INVENTORY].release(event["id"], hold["id"], f"u:{buyer.user['id']}")  # as if it lapsed
+    await lapse(app[INVENTORY], event["id"], hold["id"])
     await _hold(client, rival, event, pkg, 2)  # and someone else took the tickets
     assert await app[PAYMENTS].settle(_event(reference, "succeeded", order["total"]), b"{}") == "refund_due"
     row = await db.fetchrow("SELECT state, reason FROM payments WHERE reference = $1", reference)

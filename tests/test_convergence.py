@@ -98,7 +98,7 @@ async def test_a_process_killed_between_commit_and_load(client, factory, db):
         assert (await app[INVENTORY].availability(event["id"])).packages[pkg["id"]].capacity == 100
         resp = await client.post(f"{EV}/{event['id']}/cancel", headers=provider.h)
         assert resp.status == 200
-        assert (await app[INVENTORY].availability(event["id"])).status == "closed"  # narrowed
+        assert (await app[INVENTORY].availability(event["id"])).status == "paused"  # narrowed: holds kept
     finally:
         stock.settle = settle
     assert await reconcile_once(app[CATALOG], app[INVENTORY]) == 1

@@ -24,6 +24,7 @@ from engine.payments.signing import HEADER, sign
 from storefront.app import create_app
 from storefront.appkeys import DB, GATEWAYS, INVENTORY, ORDERS, PAYMENTS
 from tests.factories import Factory
+from tests.inventory_helpers import lapse
 from tests.sandbox_helpers import csrf
 
 EV = "/api/provider/events"
@@ -259,9 +260,9 @@ async def test_bad_webhooks_are_refused_and_change_nothing(store: Shop, change, 
         path = "/webhooks/nosuchgateway"
     resp = await store.client.post(path, data=body, headers=headers)
     assert resp.status == status, await resp.text()
-    db = store.app[DB]
-    assert await db.fetchval("SELECT count(*) FROM payment_events") == 0
-    assert await db.fetchval("SELECT count(*) FROM payments") == 0
+    db = store.app[DB]  # (the sandbox's own payment.pending webhook may be recorded meanwhile)
+    assert await db.fetchval("SELECT count(*) FROM payment_events WHERE event_id = $1", good.id) == 0
+    assert await db.fetchval("SELECT count(*) FROM payments WHERE state = 'succeeded'") == 0
     assert (await store.app[INVENTORY].availability(event["id"])).packages[pkg["id"]].sold == 0
 
 
@@ -279,8 +280,7 @@ async def test_1000_buyers_for_500_tickets_end_in_exactly_500_paid_sales(store: 
             if order is None:
                 return None
             await buyer.pay_on_hosted_page(order)
-            paid = await buyer.until(order["order_number"], ("paid",), timeout=90, every=1.0)
-            return paid["order_number"]
+            return order["order_number"]
 
     try:
         results = await asyncio.gather(*[one() for _ in range(1000)])
@@ -289,6 +289,9 @@ async def test_1000_buyers_for_500_tickets_end_in_exactly_500_paid_sales(store: 
     sold = [r for r in results if r is not None]
     assert len(sold) == 500 == len(set(sold))
     db = store.app[DB]
+    async with asyncio.timeout(120):  # the webhooks come back (one query, not 500 pollers)
+        while await db.fetchval("SELECT count(*) FROM payments WHERE state = 'succeeded'") < 500:
+            await asyncio.sleep(0.2)
     assert await db.fetchval("SELECT count(*) FROM payments WHERE state = 'succeeded'") == 500
     assert await db.fetchval("SELECT count(DISTINCT order_number) FROM payments "
                              "WHERE state = 'succeeded'") == 500
@@ -324,7 +327,7 @@ async def test_a_refund_due_is_refunded_through_the_gateway(store: Shop):
     async with guest(store) as buyer:
         order = await buyer.order_until_paying(event, pkg)
         draft = await store.app[ORDERS].get(order["order_number"])
-        await store.app[INVENTORY].release(event["id"], draft.hold_id, draft.buyer)  # it lapsed
+        await lapse(store.app[INVENTORY], event["id"], draft.hold_id)
         async with guest(store) as rival:
             assert await rival.order_until_paying(event, pkg) is not None  # and was taken
         await buyer.pay_on_hosted_page(order)

@@ -124,14 +124,12 @@ def test_hold_survives_anything(world, data):
         "seats": st.lists(maybe(st.sampled_from(w.seats), number), max_size=110) | json_junk,
     }).map(json.dumps)))
     limits = data.draw(maybe(
-        st.sampled_from(['{"buyer":[0,1],"ip":[0,1],"guest":[0,1]}',
-                         '{"buyer":[50,60],"ip":[500,600],"guest":[20,60]}']),
+        st.sampled_from(['{"buyer":[0,1],"ip":[0,1]}', '{"buyer":[50,60],"ip":[500,600]}']),
         st.fixed_dictionaries({"buyer": st.lists(number, max_size=3),
                                "ip": st.lists(number, max_size=3),
                                "guest": st.lists(number, max_size=3)}).map(json.dumps) | junk))
     args = [hold_id, buyer, data.draw(maybe(st.sampled_from(["900000", "1000"]))),
-            selection, data.draw(maybe(st.sampled_from(["0", "20"]))), limits,
-            data.draw(st.sampled_from(["0", "1", "x"]))]
+            selection, data.draw(maybe(st.sampled_from(["0", "20"]))), limits]
     w.call("hold", *args, extra_keys=w.inv.keys.hold_buckets(w.event.id, "x", "1.2.3.4"))
 
 
@@ -155,10 +153,11 @@ def test_confirm_release_unsell_survive_anything(world, data):
     }).map(json.dumps)))
     extra = data.draw(maybe(st.just("{}")))
     which = data.draw(st.sampled_from(["confirm", "release", "unsell", "expire", "get_hold"]))
+    draft_key = (w.inv.keys.draft(w.event.id, w.hold.id),)
     if which == "confirm":
         w.call("confirm", hold_id, order, buyer, fallback, extra)
     elif which == "release":
-        w.call("release", hold_id, buyer)
+        w.call("release", hold_id, buyer, extra_keys=draft_key)
     elif which == "unsell":
         w.call("unsell", order, data.draw(maybe(st.sampled_from(["0", "1"]))))
     elif which == "expire":
@@ -205,7 +204,7 @@ def test_best_available_survives_anything(world, data):
         "price_max": maybe(st.sampled_from([0, 1000, 5000]), number)}).map(json.dumps)))
     args = [data.draw(maybe(st.sampled_from([f"H{w.event.id}-best1", w.hold.id]))),
             data.draw(maybe(st.sampled_from(["u:cat", "g:dan", "u:ann"]))), "900000", request, "20",
-            '{"buyer":[0,1],"ip":[0,1],"guest":[0,1]}', "0"]
+            '{"buyer":[0,1],"ip":[0,1]}']
     w.call("best_available", *args, extra_keys=w.inv.keys.hold_buckets(w.event.id, "x", "1.2.3.4")
            + w.inv.layout_keys(w.event.id))
 
@@ -221,7 +220,7 @@ def test_order_draft_scripts_survive_anything(world, data):
     w.inv.add_script("extend")
     hold_id = data.draw(maybe(st.sampled_from([w.hold.id, f"H{w.event.id}-none"])))
     buyer = data.draw(maybe(st.sampled_from(["u:ann", "u:ben"])))
-    draft_key = (w.inv.keys.event(w.event.id, f"draft:{w.hold.id}"),)
+    draft_key = (w.inv.keys.draft(w.event.id, w.hold.id),)
     person = st.fixed_dictionaries({"name": st.text(max_size=5), "email": st.text(max_size=5)})
     which = data.draw(st.sampled_from(["checkout", "begin_payment", "payment_update", "cancel_order",
                                        "extend"]))

@@ -17,8 +17,10 @@ CREATE TABLE payments (
     amount         bigint NOT NULL CONSTRAINT payments_amount_check CHECK (amount >= 0),
     currency       char(3) NOT NULL,
     state          text NOT NULL CONSTRAINT payments_state_check
-        CHECK (state IN ('pending', 'succeeded', 'failed', 'refund_due', 'refunded')),
+        CHECK (state IN ('pending', 'succeeded', 'failed', 'refund_due', 'refunding', 'refunded')),
     reason         text,            -- why it failed, or why it is to be refunded
+    sale           jsonb,           -- what a succeeded payment bought (engine.orders.SaleRecord):
+                                    -- the record a sale Redis lost is made again from
     created_at     timestamptz NOT NULL DEFAULT now(),
     updated_at     timestamptz NOT NULL DEFAULT now(),
     succeeded_at   timestamptz
@@ -26,7 +28,7 @@ CREATE TABLE payments (
 -- the second guard against taking money twice: one succeeded payment per order
 CREATE UNIQUE INDEX payments_one_success_per_order ON payments (order_number) WHERE state = 'succeeded';
 CREATE INDEX payments_order_idx ON payments (order_number);
-CREATE INDEX payments_state_idx ON payments (state) WHERE state IN ('pending', 'refund_due');
+CREATE INDEX payments_state_idx ON payments (state) WHERE state IN ('pending', 'refund_due', 'refunding');
 
 CREATE TABLE payment_events (
     id           bigserial PRIMARY KEY,

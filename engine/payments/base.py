@@ -83,6 +83,7 @@ class PaymentStatus(msgspec.Struct, kw_only=True):
     currency: str
     method: str | None = None
     reason: str | None = None  # why it failed, in the gateway's words
+    refunded: int = 0  # minor units given back so far (fetch_status; webhooks may leave it 0)
 
 
 class WebhookEvent(msgspec.Struct, kw_only=True):

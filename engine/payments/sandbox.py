@@ -223,7 +223,7 @@ class SandboxGateway:
         return PaymentStatus(reference=payment.reference, gateway_ref=payment.id,
                              state=payment.status, amount=payment.amount,
                              currency=payment.currency, method=payment.method,
-                             reason=payment.failure_reason)
+                             reason=payment.failure_reason, refunded=payment.refunded)
 
     def parse_webhook(self, headers: Mapping[str, str], body: bytes, query: Mapping[str, str],
                       now: float) -> WebhookEvent:

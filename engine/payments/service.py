@@ -19,7 +19,7 @@ import msgspec
 
 from engine.errors import Conflict, Invalid
 from engine.inventory import HoldRefused, Inventory
-from engine.orders import OrderDraft, Orders, order_of_reference
+from engine.orders import OrderDraft, Orders, order_of_reference, sale_record
 from engine.payments.base import (
     Customer,
     Gateway,
@@ -30,7 +30,7 @@ from engine.payments.base import (
 )
 
 log = logging.getLogger(__name__)
-FINAL = ("succeeded", "refund_due", "refunded")
+FINAL = ("succeeded", "refund_due", "refunding", "refunded")
 
 
 def _digits(phone: str | None) -> str | None:
@@ -102,14 +102,19 @@ class Payments:
             raise
         draft = await self.orders.record_payment(event_id, hold_id, reference, "pending",
                                                  gateway_ref=started.gateway_ref, action=started.action)
-        await self.client.zadd(self.keys.payments_pending(), {reference: time.time()})
+        await self.client.zadd(self.keys.payments_pending(), {f"{gateway_name}|{reference}": time.time()})
         return draft, reference
 
     # --- settling -----------------------------------------------------------------------------
     async def settle(self, event: WebhookEvent, body: bytes) -> str:
         """Record a verified gateway event and act on it, exactly once per (gateway, event id):
-        a repeat, also one delivered concurrently, answers "duplicate" and changes nothing."""
+        a repeat, also one delivered concurrently, answers "duplicate" and changes nothing.
+
+        The sale (Redis) is made inside the Postgres transaction, before its commit, and is
+        idempotent: if the commit fails, the gateway's retry (or the worker's status check, which
+        reads Postgres) makes it again. The order draft hears of it only after the commit."""
         status = event.status
+        notes: list[tuple] = []
         async with self.pool.acquire() as conn, conn.transaction():
             row_id = await conn.fetchval(
                 "INSERT INTO payment_events (gateway, event_id, reference, state, body) "
@@ -125,11 +130,13 @@ class Payments:
             if event.refund is not None:
                 outcome = await self._refunded(conn, status.reference, event.refund.refund_ref)
             else:
-                outcome = await self._apply(conn, event.gateway, status)
+                outcome = await self._apply(conn, event.gateway, status, notes)
             await conn.execute("UPDATE payment_events SET processed_at = now(), outcome = $2 "
                                "WHERE id = $1", row_id, outcome)
+        for note in notes:
+            await self._note(*note)
         if status.state != "pending":
-            await self.client.zrem(self.keys.payments_pending(), status.reference)
+            await self.client.zrem(self.keys.payments_pending(), f"{event.gateway}|{status.reference}")
         return outcome
 
     async def _refunded(self, conn: asyncpg.Connection, reference: str, refund_ref: str) -> str:
@@ -137,10 +144,11 @@ class Payments:
         done = await conn.execute(
             "UPDATE payments SET state = 'refunded', updated_at = now(), "
             "reason = coalesce(reason, '') || $2 WHERE reference = $1 "
-            "AND state IN ('refund_due', 'succeeded')", reference, f" (refund {refund_ref})")
+            "AND state IN ('refund_due', 'refunding', 'succeeded')", reference, f" (refund {refund_ref})")
         return "refunded" if done.endswith(" 1") else "refund noted"
 
-    async def _apply(self, conn: asyncpg.Connection, gateway: str, status: PaymentStatus) -> str:
+    async def _apply(self, conn: asyncpg.Connection, gateway: str, status: PaymentStatus,
+                     notes: list[tuple]) -> str:
         order_number = order_of_reference(status.reference) or status.reference
         # one order's payments settle one at a time (two attempts succeeding together)
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", order_number)
@@ -154,20 +162,20 @@ class Payments:
                 return f"already {current}"
             await self._record(conn, gateway, status, draft, status.state, status.reason)
             if draft is not None:
-                await self._note(draft, status, status.state)
+                notes.append((draft, status, status.state))
             return status.state
-        state, reason = await self._sell(conn, draft, status)
+        state, reason = await self._sell(conn, draft, status, gateway)
         await self._record(conn, gateway, status, draft, state, reason)
         if draft is not None:
-            await self._note(draft, status, "succeeded",
-                             order_status="paid" if state == "succeeded" else "refund_due")
+            notes.append((draft, status, "succeeded",
+                          "paid" if state == "succeeded" else "refund_due"))
         if state == "refund_due":
             log.warning("payment %s of order %s is to be refunded: %s", status.reference,
                         order_number, reason)
         return state
 
     async def _sell(self, conn: asyncpg.Connection, draft: OrderDraft | None,
-                    status: PaymentStatus) -> tuple[str, str | None]:
+                    status: PaymentStatus, gateway: str) -> tuple[str, str | None]:
         """Sell the order a succeeded payment pays for: ('succeeded', None), or ('refund_due', why)."""
         if draft is None:
             return "refund_due", "no order matches this payment"
@@ -180,9 +188,10 @@ class Payments:
         if other is not None:
             return "refund_due", f"the order was already paid by {other}"
         try:
-            await self.inventory.confirm(draft.event_id, draft.as_hold(), draft.order_number, extra={
-                "payment": status.reference, "gateway_ref": status.gateway_ref,
-                "amount": status.amount, "currency": draft.currency})
+            record = sale_record(draft, status.reference, gateway)
+            await self.client.sadd(self.keys.selling(), draft.event_id)  # fulfillment reads it
+            await self.inventory.confirm(draft.event_id, draft.as_hold(), draft.order_number,
+                                         extra=msgspec.to_builtins(record))
         except HoldRefused as refused:
             return "refund_due", str(refused)
         return "succeeded", None
@@ -191,18 +200,21 @@ class Payments:
                       draft: OrderDraft | None, state: str, reason: str | None) -> None:
         await conn.execute(
             """INSERT INTO payments (reference, gateway, gateway_ref, order_number, event_id, hold_id,
-                                     buyer, method, amount, currency, state, reason, succeeded_at)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12,
+                                     buyer, method, amount, currency, state, reason, sale,
+                                     succeeded_at)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13,
                        CASE WHEN $11 IN ('succeeded', 'refund_due') THEN now() END)
                ON CONFLICT (reference) DO UPDATE SET state = $11, reason = $12,
                    gateway_ref = coalesce(excluded.gateway_ref, payments.gateway_ref),
-                   amount = $9, updated_at = now(),
+                   amount = $9, sale = coalesce(excluded.sale, payments.sale), updated_at = now(),
                    succeeded_at = coalesce(payments.succeeded_at, excluded.succeeded_at)""",
             status.reference, gateway, status.gateway_ref,
             draft.order_number if draft else (order_of_reference(status.reference) or status.reference),
             draft.event_id if draft else None, draft.hold_id if draft else None,
             draft.buyer if draft else None, status.method, status.amount, status.currency[:3],
-            state, reason)
+            state, reason,
+            msgspec.json.encode(sale_record(draft, status.reference, gateway)).decode()
+            if draft and state == "succeeded" else None)
 
     async def _note(self, draft: OrderDraft, status: PaymentStatus, state: str,
                     order_status: str | None = None) -> None:
@@ -215,48 +227,87 @@ class Payments:
 
     # --- the worker's rounds -------------------------------------------------------------------
     async def verify_pending(self, older_than_seconds: float = 60, limit: int = 100) -> int:
-        """Ask the gateways about attempts still pending after a while (a webhook that never came)
-        and settle what they say. Returns how many attempts were asked about."""
-        due = await self.client.zrangebyscore(self.keys.payments_pending(), 0,
-                                              time.time() - older_than_seconds, start=0, num=limit)
+        """Ask the gateways about attempts still open after a while (a webhook that never came,
+        or one whose processing failed) and settle what they say. What is open is what Postgres
+        has not settled, whatever the order draft says. Returns how many were asked about."""
+        key = self.keys.payments_pending()
+        due = await self.client.zrangebyscore(key, 0, time.time() - older_than_seconds, start=0,
+                                              num=limit)
         for raw in due:
-            reference = raw.decode()
+            member = raw.decode()
+            gateway_name, _, reference = member.partition("|")
+            state = await self.pool.fetchval("SELECT state FROM payments WHERE reference = $1",
+                                             reference)
+            gateway = self.gateways.get(gateway_name)
+            if state in (*FINAL, "failed") or gateway is None:
+                await self.client.zrem(key, member)
+                continue
             draft = await self.orders.find(order_of_reference(reference) or "")
             attempt = draft.attempt(reference) if draft else None
-            if attempt is None or attempt.state != "pending":
-                await self.client.zrem(self.keys.payments_pending(), reference)
-                continue
-            await self.refresh(draft)
-            # still pending: ask again later, not in every round
-            await self.client.zadd(self.keys.payments_pending(), {reference: time.time()}, xx=True)
+            try:
+                status = await gateway.fetch_status(reference, attempt.gateway_ref or "" if attempt else "")
+            except GatewayError as exc:
+                log.info("status of %s unknown for now: %s", reference, exc.message)
+                status = None
+            if status is not None and status.state != "pending":
+                await self.settle(WebhookEvent(gateway=gateway_name,
+                                               event_id=f"status:{reference}:{status.state}",
+                                               status=status), msgspec.json.encode(status))
+            else:  # still pending: ask again later, not in every round
+                await self.client.zadd(key, {member: time.time()}, xx=True)
         return len(due)
 
-    async def refund_due(self, limit: int = 50) -> int:
+    async def refund_due(self, limit: int = 50, stale_after_seconds: float = 600) -> int:
         """Give back the money of payments marked `refund_due` (a late payment whose tickets were
-        gone, an amount that did not match, an order paid twice), through their gateway. A refund
-        the gateway refuses stays due and is tried again in a later round. Returns how many were
-        refunded."""
-        rows = await self.pool.fetch(
-            "SELECT reference, gateway, gateway_ref, amount, reason FROM payments "
-            "WHERE state = 'refund_due' AND gateway_ref IS NOT NULL ORDER BY updated_at LIMIT $1", limit)
+        gone, an amount that did not match, an order paid twice), through their gateway.
+
+        Each is claimed first (`refunding`, one worker only), then refunded, then marked
+        `refunded`; a refusal puts it back to `refund_due` for a later round. A claim left by a
+        worker that died is looked at again after `stale_after_seconds`: the gateway is asked what
+        it refunded already, so a refund is never made twice. Returns how many were refunded."""
         done = 0
-        for row in rows:
-            gateway = self.gateways.get(row["gateway"])
-            if gateway is None or row["amount"] == 0:
-                continue
-            try:
-                refund = await gateway.refund(row["gateway_ref"], row["amount"], row["reason"] or "")
-            except GatewayError as exc:
-                log.warning("refund of %s not made yet: %s", row["reference"], exc.message)
-                continue
-            if refund.state == "failed":
-                continue
-            await self.pool.execute(
-                "UPDATE payments SET state = 'refunded', updated_at = now(), "
-                "reason = coalesce(reason, '') || $2 WHERE reference = $1 AND state = 'refund_due'",
-                row["reference"], f" (refund {refund.refund_ref})")
-            done += 1
+        for _ in range(limit):
+            row = await self.pool.fetchrow(
+                """UPDATE payments SET state = 'refunding', updated_at = now()
+                   WHERE id = (SELECT id FROM payments
+                               WHERE gateway_ref IS NOT NULL AND amount > 0
+                                 AND (state = 'refund_due' OR (state = 'refunding'
+                                      AND updated_at < now() - make_interval(secs => $1)))
+                               ORDER BY updated_at LIMIT 1 FOR UPDATE SKIP LOCKED)
+                   RETURNING reference, gateway, gateway_ref, amount, reason""",
+                stale_after_seconds)
+            if row is None:
+                break
+            done += await self._refund(row)
         return done
+
+    async def _refund(self, row: asyncpg.Record) -> int:
+        async def mark(state: str, note: str = "") -> None:
+            await self.pool.execute(
+                "UPDATE payments SET state = $2, updated_at = now(), "
+                "reason = coalesce(reason, '') || $3 WHERE reference = $1 AND state = 'refunding'",
+                row["reference"], state, note)
+
+        gateway = self.gateways.get(row["gateway"])
+        if gateway is None:
+            await mark("refund_due")
+            return 0
+        try:  # a claim left by a dead worker: did its refund go through?
+            status = await gateway.fetch_status(row["reference"], row["gateway_ref"])
+            if status.refunded >= row["amount"]:
+                await mark("refunded", " (refunded)")
+                return 1
+            refund = await gateway.refund(row["gateway_ref"], row["amount"] - status.refunded,
+                                          row["reason"] or "")
+        except GatewayError as exc:
+            log.warning("refund of %s not made yet: %s", row["reference"], exc.message)
+            await mark("refund_due")
+            return 0
+        if refund.state == "failed":
+            await mark("refund_due")
+            return 0
+        await mark("refunded", f" (refund {refund.refund_ref})")
+        return 1
 
     # --- asking -------------------------------------------------------------------------------
     async def refresh(self, draft: OrderDraft) -> OrderDraft:

@@ -1,9 +1,8 @@
 -- hold: take general-admission quantities and/or specific seats for one buyer, all or nothing.
 -- A buyer has at most one live hold (basket) per event; the buyer's tickets in the event (held
 -- and bought, all packages) stay within the event's buyer_cap and each package's limit.
--- KEYS[1..11] the event keys of includes/common.lua, KEYS[12..14] the rate limits (holding.lua)
--- ARGV[1..3], ARGV[5..7] as includes/holding.lua says (hold id, buyer, ttl; lazy expiry, limits,
---         new guest)
+-- KEYS[1..11] the event keys of includes/common.lua, KEYS[12..13] the rate limits (holding.lua)
+-- ARGV[1..3], ARGV[5..6] as includes/holding.lua says (hold id, buyer, ttl; lazy expiry, limits)
 -- ARGV[4] JSON {"ga": [[package_id, quantity], ...], "seats": [seat_id, ...]}
 -- returns JSON {ok = true, hold = {...}, replay = bool} or {ok = false, reason = ..., ...details};
 -- invalid arguments answer reason 'bad_input' before anything is written.
@@ -13,7 +12,7 @@
 
 local a = hold_args()
 local request = json_of(ARGV[4])
-if not a or not request or #KEYS ~= 14 then return refuse('bad_input', {argument = 'hold arguments'}) end
+if not a or not request or #KEYS ~= 13 then return refuse('bad_input', {argument = 'hold arguments'}) end
 local ga_in, seats_in = array(request.ga, MAX_LINES), seat_list(request.seats)
 if not ga_in or not seats_in then return refuse('bad_input', {argument = 'selection'}) end
 local ga_seen = {}

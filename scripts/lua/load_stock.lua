@@ -91,7 +91,7 @@ for _, p in ipairs(packages) do
     if p.seated ~= 1 and conf.seated ~= 1 and effective(p) < committed then
       return refuse('capacity_below_committed', {package_id = p.id, committed = committed})
     end
-    if p.seated == 1 and conf.seated ~= 1 and committed > 0 then
+    if narrow and p.seated == 1 and conf.seated ~= 1 and committed > 0 then
       return refuse('package_sold_by_quantity', {package_id = p.id, committed = committed})
     end
     if conf.seated == 1 and p.seated ~= 1 then return bad('a seated package stays seated') end
@@ -125,8 +125,11 @@ local function stricter_cap(a, b)
   return math.min(a, b)
 end
 if narrow then
-  if STATUS_RANK[data.status] > STATUS_RANK[current_status] then
-    redis.call('HSET', K.meta, 'status', data.status)
+  -- a cancel or completion stops the sale at once but gives the holds back only once committed
+  -- (the full load): a commit that fails must not have cost the buyers their baskets
+  local status = data.status == 'closed' and 'paused' or data.status
+  if STATUS_RANK[status] > STATUS_RANK[current_status] then
+    redis.call('HSET', K.meta, 'status', status)
   end
   if data.guests == 0 then redis.call('HSET', K.meta, 'guests', 0) end
   local cap = tonumber(redis.call('HGET', K.meta, 'buyer_cap') or '0')
@@ -148,13 +151,15 @@ for _, p in ipairs(packages) do
   local conf = package_conf(pid)
   if narrow then
     if conf then
-      conf.active = math.min(conf.active, p.active)
+      -- gaining seats: no more quantity holds from now until the full load makes it seated
+      conf.active = (p.seated == 1 and conf.seated ~= 1) and 0 or math.min(conf.active, p.active)
       conf.opens = later(conf.opens, p.opens)
       conf.closes = sooner(conf.closes, p.closes)
       conf.min = math.max(conf.min, p.min)
       conf.max = math.min(conf.max, p.max)
       conf.limit = stricter_cap(conf.limit, p.limit)
       redis.call('HSET', K.pkgs, pid, cjson.encode(conf))
+      conf_cache[pid] = conf
       local cap = tonumber(redis.call('HGET', K.stock, pid .. ':cap'))
       if conf.seated ~= 1 and p.seated ~= 1 and effective(p) < cap then
         bump(pid, 'cap', effective(p) - cap)
@@ -163,11 +168,19 @@ for _, p in ipairs(packages) do
     end
   else
     if conf and p.seated == 1 and conf.seated ~= 1 then
-      -- becoming seated with nothing held or sold: its quantity stock gives way to its seats
-      redis.call('HSET', K.stock, pid .. ':cap', 0, pid .. ':avail', 0)
+      if committed_of(pid) > 0 then
+        -- tickets of it were held or sold by quantity meanwhile: it stays a quantity package and
+        -- its seats stay off sale (reported), rather than every later load being refused
+        p.seated = 0
+      else
+        -- becoming seated with nothing held or sold: its quantity stock gives way to its seats
+        redis.call('HSET', K.stock, pid .. ':cap', 0, pid .. ':avail', 0)
+      end
     end
-    redis.call('HSET', K.pkgs, pid, cjson.encode({price = p.price, min = p.min, max = p.max,
-      limit = p.limit, opens = p.opens, closes = p.closes, active = p.active, seated = p.seated}))
+    local written = {price = p.price, min = p.min, max = p.max, limit = p.limit, opens = p.opens,
+                     closes = p.closes, active = p.active, seated = p.seated}
+    redis.call('HSET', K.pkgs, pid, cjson.encode(written))
+    conf_cache[pid] = written
     if not conf then
       local cap = p.seated == 1 and 0 or p.capacity
       local sold = p.seated == 1 and 0 or math.min(p.sold, cap)
@@ -191,7 +204,11 @@ local added = 0
 for _, s in ipairs(seats) do
   local sid, pid = tostring(s.id), tostring(s.p)
   local state = redis.call('HGET', K.seats, sid)
-  if state == 'a' and s.state == 'blocked' then
+  local conf = package_conf(pid)
+  if not narrow and not (conf and conf.seated == 1) then
+    -- its package stayed a quantity package (tickets of it went by quantity): off sale, reported
+    busy[#busy + 1] = s.id
+  elseif state == 'a' and s.state == 'blocked' then
     redis.call('HSET', K.seats, sid, 'b')
     bump(pid, 'cap', -1)
     bump(pid, 'avail', -1)
@@ -200,7 +217,7 @@ for _, s in ipairs(seats) do
     bump(pid, 'cap', 1)
     bump(pid, 'avail', 1)
   end
-  if not narrow then
+  if not narrow and conf and conf.seated == 1 then
     redis.call('HSET', K.seatinfo, sid, cjson.encode({p = s.p, price = s.price}))
     redis.call('ZADD', KEYS[12], (s.s or 0) * 1e10 + (s.r or 0) * 1e5 + (s.c or 0), sid)
     if not state then

@@ -183,8 +183,10 @@ local function drop_hold(hold)
   redis.call('ZREM', K.expiry, hold.id)
 end
 
--- Expire up to `limit` holds whose time is up; each is returned exactly once. When the event is
--- closed (cancelled or completed), every live hold is due.
+-- Expire up to `limit` holds whose time is up, and no more than about EXPIRE_WORK seats and lines
+-- in one call (a call stays short whatever the holds hold); each is returned exactly once. When
+-- the event is closed (cancelled or completed), every live hold is due.
+local EXPIRE_WORK = 2000
 local function expire_due(now, limit, status)
   local due
   if status == 'closed' then
@@ -192,13 +194,19 @@ local function expire_due(now, limit, status)
   else
     due = redis.call('ZRANGEBYSCORE', K.expiry, '-inf', now, 'LIMIT', 0, limit)
   end
+  local done, work = 0, 0
   for _, hold_id in ipairs(due) do
+    if work >= EXPIRE_WORK then break end
     local raw = redis.call('HGET', K.holds, hold_id)
     if raw then
-      drop_hold(cjson.decode(raw))
+      local hold = cjson.decode(raw)
+      drop_hold(hold)
+      work = work + #hold.lines + #(hold.seats or {})
     else
       redis.call('ZREM', K.expiry, hold_id)
     end
+    done = done + 1
+    work = work + 1
   end
-  return #due
+  return done
 end

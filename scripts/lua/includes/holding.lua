@@ -1,30 +1,28 @@
 -- Making a hold, pasted by the loader where a script says `--- @include "holding"` (after common
 -- and ratelimit). Shared by hold (the buyer names the tickets and seats) and best_available (the
 -- script picks the seats). Arguments, as both scripts take them:
--- KEYS[12] the buyer's hold-rate limit, KEYS[13] the client address's hold-rate limit,
--- KEYS[14] the client address's new-guest limit (all of this event, see includes/ratelimit.lua)
+-- KEYS[12] the buyer's hold-rate limit, KEYS[13] the client address's hold-rate limit (both of
+-- this event, see includes/ratelimit.lua)
 -- ARGV[1] hold id `H<event>-<token>` (chosen by the caller; a retry with the same id and buyer
 --         returns the same hold; an id already sold answers hold_already_sold)
 -- ARGV[2] buyer key (`u:<user id>` or `g:<guest id>`)
 -- ARGV[3] time to live, ms
 -- ARGV[5] how many due holds to expire first (lazy expiry)
--- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [...], "guest": [...]} (burst 0: no limit)
--- ARGV[7] "1" when the buyer is a guest identity minted for this request (passes KEYS[14] too)
+-- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [burst, per_minute]} (burst 0: no limit)
 
 -- The common arguments, checked; nil when any is malformed.
 local function hold_args()
   local a = {hold_id = text(ARGV[1], 64, HOLD_ID), buyer = text(ARGV[2], 100, BUYER),
-             ttl = int_in(ARGV[3], 1000, 86400000), expire_first = int_in(ARGV[5], 0, 100),
-             new_guest = ARGV[7] == '1'}
+             ttl = int_in(ARGV[3], 1000, 86400000), expire_first = int_in(ARGV[5], 0, 100)}
   local limits = json_of(ARGV[6])
   if not (a.hold_id and a.buyer and a.ttl and a.expire_first and limits) then return nil end
   a.buckets = {}
-  for i, scope in ipairs({'buyer', 'ip', 'guest'}) do
+  for i, scope in ipairs({'buyer', 'ip'}) do
     local conf = limits[scope] or {0, 1}
     if type(conf) ~= 'table' then return nil end
     local burst, per_minute = int_in(conf[1], 0, 1000000), int_in(conf[2], 1, 60000000)
     if not burst or not per_minute then return nil end
-    if scope ~= 'guest' or a.new_guest then a.buckets[#a.buckets + 1] = {KEYS[11 + i], burst, per_minute} end
+    a.buckets[#a.buckets + 1] = {KEYS[11 + i], burst, per_minute}
   end
   return a
 end

@@ -1,0 +1,18 @@
+"""The fulfillment worker's loops, for `kwika worker` and for `kwika up` (which runs them in one
+of its server processes): orders from the streams to Postgres, then their tickets issued."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+from engine.inventory import Inventory
+from fulfillment.consumer import Fulfillment
+from fulfillment.issuing import Issuer
+
+
+async def run_fulfillment(inventory: Inventory, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    """Write confirmed sales to Postgres until `stop` is set."""
+    issuer = Issuer(pool, inventory.client, inventory.keys)
+    await Fulfillment(inventory, pool, after_write=issuer).run(stop)
