@@ -96,7 +96,7 @@ async def test_a_worker_killed_mid_order_leaves_it_to_another(client, factory, d
     first = _desk(app, consumer="doomed")
     await first._group(event["id"])
     stream = app[INVENTORY].keys.event(event["id"], "orders")
-    (_, [(entry_id, fields)]), = await app[INVENTORY].client.xreadgroup(
+    (_, [(_entry_id, fields)]), = await app[INVENTORY].client.xreadgroup(
         GROUP, "doomed", {stream: ">"}, count=10)  # the doomed worker took the entry...
     if dies == "after writing, before acknowledging":
         from fulfillment.writer import read_entry, write_sale
@@ -111,7 +111,7 @@ async def test_a_worker_killed_mid_order_leaves_it_to_another(client, factory, d
 
 async def test_malformed_entries_go_to_the_dead_letters_with_their_reason(client, factory, db):
     app = client.server.app
-    event, pkg, _ = await _event(client, factory)
+    event, _pkg, _ = await _event(client, factory)
     inventory = app[INVENTORY]
     stream = inventory.keys.event(event["id"], "orders")
     await inventory.client.sadd(inventory.keys.selling(), event["id"])
@@ -130,7 +130,7 @@ async def test_a_second_valid_ticket_for_a_seat_is_impossible(client, factory, d
     """Were Redis ever to sell a seat twice, Postgres refuses the second ticket and the entry is
     a dead letter saying so (never a second ticket)."""
     app = client.server.app
-    event, pkg, section = await _event(client, factory, seats=2)
+    event, _pkg, section = await _event(client, factory, seats=2)
     seat = section["seats"][0]["id"]
     inventory = app[INVENTORY]
     await _sell(inventory, event["id"], "u:1", seat_ids=[seat], number="ORD-1-ONE")
