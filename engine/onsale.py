@@ -130,8 +130,8 @@ async def reconcile_once(catalog: Catalog, inventory: Inventory, *, everything: 
     the full load re-applies from the record). Returns how many were loaded; an event that
     cannot be loaded is logged and skipped, not fatal."""
     epoch = await inventory.server_epoch()
-    if _epochs.get(id(inventory)) != epoch:
-        everything = everything or id(inventory) in _epochs
+    if _epochs.get(id(inventory)) != epoch:  # first seen by this process, or Redis restarted
+        everything = True
         _epochs[id(inventory)] = epoch
     sync = catalog.stock if isinstance(catalog.stock, StockSync) else StockSync(catalog, inventory)
     rows = await catalog.pool.fetch(
