@@ -89,6 +89,8 @@ def test_new_ticket_numbers():
     TicketClaims(ticket_number="TKT-42-ABCD", event_id=42, seat_id=MAX_ID + 1),
     TicketClaims(ticket_number="TKT-42-ABCD", event_id=42, generation=-1),
     TicketClaims(ticket_number="TKT-42-ABCD", event_id=42, generation=MAX_GENERATION + 1),
+    TicketClaims(ticket_number="TKT-42-ABCD", event_id=42, generation=True),
+    TicketClaims(ticket_number="TKT-42-ABCD", event_id=True),
 ])
 def test_claims_outside_the_format_are_refused_at_signing(claims):
     with pytest.raises(ValueError):
