@@ -12,12 +12,14 @@ import ipaddress
 import os
 import secrets as _secrets
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
 import msgspec
 
 from engine.keys import PREFIX
+from engine.tickets.keyring import Keyring, KeyringError
 
 
 class Secret(str):
@@ -83,6 +85,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     sandbox_webhook_reorder: bool = False  # test mode: a payment's events in reverse order
     sandbox_webhook_attempts: int = 8  # a delivery answered with non-2xx is tried this often
     sandbox_webhook_backoff_ms: int = 1000  # first retry after this, doubling (at most 60 s)
+    # tickets (engine/tickets/): Ed25519 signing keys as KID:BASE64[,KID:BASE64...], the first
+    # current (`kwika keys` makes one; `kwika up` keeps one in the data folder when unset); where
+    # order PDFs are kept (None: <data_dir>/tickets); PDF rendering processes (0: one per CPU)
+    ticket_signing_keys: str = ""
+    tickets_dir: str | None = None
+    ticket_render_workers: int = 0
+
+    @property
+    def tickets_path(self) -> Path:
+        """The folder of order PDFs: KWIKA_TICKETS_DIR, else `tickets` in the data folder."""
+        return Path(self.tickets_dir) if self.tickets_dir else Path(self.data_dir) / "tickets"
 
     @property
     def sandbox_api_key(self) -> Secret:
@@ -114,7 +127,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         yield from self._redacted().items()
 
 
-SECRET_FIELDS = ("secret_key", "sandbox_secret_key", "sandbox_webhook_secret")
+SECRET_FIELDS = ("secret_key", "sandbox_secret_key", "sandbox_webhook_secret",
+                 "ticket_signing_keys")
 
 
 def _derive(secret_key: str, purpose: str) -> str:
@@ -169,6 +183,9 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_SANDBOX_WEBHOOK_REORDER": "sandbox_webhook_reorder",
     "KWIKA_SANDBOX_WEBHOOK_ATTEMPTS": "sandbox_webhook_attempts",
     "KWIKA_SANDBOX_WEBHOOK_BACKOFF_MS": "sandbox_webhook_backoff_ms",
+    "KWIKA_TICKET_SIGNING_KEYS": "ticket_signing_keys",
+    "KWIKA_TICKETS_DIR": "tickets_dir",
+    "KWIKA_TICKET_RENDER_WORKERS": "ticket_render_workers",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -201,6 +218,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "sandbox_webhook_copies": (1, 100),
     "sandbox_webhook_attempts": (1, 100),
     "sandbox_webhook_backoff_ms": (1, 3_600_000),
+    "ticket_render_workers": (0, 256),
 }
 
 
@@ -294,8 +312,12 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
                                 or len(url) <= len("https://")):
             raise SettingsError(f"{_FIELD_TO_ENV[url_field]}={url!r} must be an absolute "
                                 "http(s) URL")
+    try:
+        Keyring.parse(settings.ticket_signing_keys)
+    except KeyringError as exc:  # names the entry, never the key
+        raise SettingsError(f"KWIKA_TICKET_SIGNING_KEYS is malformed: {exc}") from None
     settings = msgspec.structs.replace(
-        settings, log_level=level, public_url=public_url,
+        settings, log_level=level, ticket_signing_keys=Secret(settings.ticket_signing_keys), public_url=public_url,
         sandbox_url=settings.sandbox_url.rstrip("/") if settings.sandbox_url else None,
         sandbox_secret_key=Secret(settings.sandbox_secret_key),
         sandbox_webhook_secret=Secret(settings.sandbox_webhook_secret))

@@ -6,6 +6,8 @@
     kwika worker         sweep expired holds (run one beside `serve` deployments)
     kwika audit [ID...]  check the books of events on sale (exit 1 on any problem)
     kwika migrate        apply pending migrations
+    kwika keys [--kid K] print a new ticket signing key (KWIKA_TICKET_SIGNING_KEYS) and its
+                         public key
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ import msgspec
 from engine.db import MigrationError, create_pool, migrate
 from engine.embedded import EmbeddedError, ensure_services
 from engine.logs import setup_logging
-from engine.settings import Settings, SettingsError, load_settings
+from engine.settings import Secret, Settings, SettingsError, load_settings
 
 log = logging.getLogger("kwika")
 
@@ -50,6 +52,43 @@ def _persistent_secret(settings: Settings, data_dir: Path) -> Settings:
         path.write_text(secrets.token_urlsafe(32))
         path.chmod(0o600)
     return msgspec.structs.replace(settings, secret_key=path.read_text().strip())
+
+
+def _persistent_ticket_keys(settings: Settings, data_dir: Path) -> Settings:
+    """In `up` without KWIKA_TICKET_SIGNING_KEYS, keep a development ticket signing key in the
+    data folder beside the secret key, so tickets stay valid across restarts."""
+    if settings.ticket_signing_keys:
+        return settings
+    from engine.tickets.keyring import Keyring
+
+    path = data_dir / "ticket_signing_keys"
+    try:  # created readable by its owner only, never world-readable for an instant
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        pass
+    else:
+        with os.fdopen(fd, "w") as out:
+            out.write(Keyring.generate().to_text())
+    text = path.read_text().strip()
+    log.info("ticket signing key %s kept in %s", Keyring.parse(text).current_kid, path)
+    return msgspec.structs.replace(settings, ticket_signing_keys=Secret(text))
+
+
+def _print_new_key(kid: str | None) -> int:
+    """`kwika keys`: a fresh Ed25519 key as KWIKA_TICKET_SIGNING_KEYS takes it, and its public
+    key. Printed, never logged."""
+    from engine.tickets.keyring import Keyring, KeyringError
+
+    try:
+        keyring = Keyring.generate(kid)
+    except KeyringError as exc:
+        print(f"kwika: {exc}", file=sys.stderr)
+        return 2
+    new = keyring.current_kid
+    print(f"KWIKA_TICKET_SIGNING_KEYS={keyring.to_text()}")
+    print(f"# public key {new} (Ed25519, base64): {keyring.public_key_text(new)}")
+    print(f"# to rotate, put {new}:... first and keep the old entries after it, comma-separated")
+    return 0
 
 
 async def _migrate_and_seed(settings: Settings, demo: bool) -> None:
@@ -271,11 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     sub.add_parser("worker", help="the hold sweeper (REDIS_URL and DATABASE_URL set)")
     audit_p = sub.add_parser("audit", help="check the books of events on sale in Redis")
     audit_p.add_argument("event_ids", nargs="*", type=int, help="default: every event on sale")
+    keys_p = sub.add_parser("keys", help="print a new ticket signing key and its public key")
+    keys_p.add_argument("--kid", help="its key id, 1-8 letters and digits (default: random)")
     for p in (up, serve_p):
         p.add_argument("--host")
         p.add_argument("--port", type=int)
         p.add_argument("--workers", type=int, help="processes sharing the port (default 1)")
     args = parser.parse_args(argv)
+    if args.command == "keys":  # needs no configuration
+        return _print_new_key(args.kid)
 
     try:
         settings = load_settings(host=getattr(args, "host", None), port=getattr(args, "port", None),
@@ -302,6 +345,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = msgspec.structs.replace(
             settings, redis_url=services.redis_url, database_url=services.database_url)
         settings = _persistent_secret(settings, data_dir)
+        if args.command == "up":
+            settings = _persistent_ticket_keys(settings, data_dir)
     elif not (settings.redis_url and settings.database_url):
         print(f"kwika: {args.command} needs REDIS_URL and DATABASE_URL (or use `kwika up`)",
               file=sys.stderr)

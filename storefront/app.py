@@ -32,6 +32,7 @@ from storefront import (
     openapi,
     ops,
     pages,
+    ticket_keys,
 )
 from storefront.api import json_response
 from storefront.appkeys import (
@@ -172,6 +173,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_routes(ops.routes)
     app.router.add_routes(webhooks.routes)
+    ticket_keys.install(app)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app

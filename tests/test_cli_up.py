@@ -214,6 +214,10 @@ def test_up_again_on_the_same_data_reuses_it(tmp_path: Path) -> None:
         with urllib.request.urlopen(hold, timeout=10) as resp:
             assert resp.status == 201
         secret = (data_dir / "secret_key").read_text()
+        # a development ticket signing key, kept beside the secret key, its public half served
+        assert (data_dir / "ticket_signing_keys").stat().st_mode & 0o777 == 0o600
+        status, ticket_keys = first.get("/.well-known/kwika-ticket-keys.json")
+        assert status == 200 and len(ticket_keys["keys"]) == 1
         code = first.stop(signal.SIGTERM)
     _assert_stopped_cleanly(first, helpers, code)
 
@@ -234,6 +238,7 @@ def test_up_again_on_the_same_data_reuses_it(tmp_path: Path) -> None:
         with urllib.request.urlopen(request, timeout=10) as resp:
             assert resp.status == 200
         assert (data_dir / "secret_key").read_text() == secret
+        assert second.get("/.well-known/kwika-ticket-keys.json") == (200, ticket_keys)
         code = second.stop(signal.SIGTERM)
     _assert_stopped_cleanly(second, helpers, code)
 
