@@ -8,7 +8,6 @@ would mean Redis sold a seat twice; it must be seen, never written).
 
 from __future__ import annotations
 
-import secrets
 from collections import Counter
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,6 +16,7 @@ import asyncpg
 import msgspec
 
 from engine.orders import SaleRecord
+from engine.tickets import new_ticket_number
 
 
 class Malformed(Exception):
@@ -66,12 +66,6 @@ def read_entry(event_id: int, fields: dict[bytes, bytes]) -> Entry:
     if tickets == 0 or len(record.attendees) not in (0, tickets):
         raise Malformed(f"{tickets} tickets but {len(record.attendees)} attendees")
     return Entry(event_id, order, sale, record)
-
-
-def new_ticket_number(event_id: int) -> str:
-    """`TKT-{event_id}-{random}`: 10 characters of base32-like randomness, easy to type at a gate."""
-    alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I
-    return f"TKT-{event_id}-" + "".join(secrets.choice(alphabet) for _ in range(10))
 
 
 async def write_sale(conn: asyncpg.Connection, entry: Entry) -> bool:
