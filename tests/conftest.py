@@ -77,9 +77,20 @@ def fresh_settings(services: Services, database_url: str) -> Settings:
 
 
 async def clean_up(settings: Settings, tables: list[str]) -> None:
-    """Empty the tables and delete the Redis keys of `settings`' prefix."""
+    """Empty the tables and delete the Redis keys of `settings`' prefix.
+
+    Most tests touch few tables: one query finds the ones with rows, which are emptied with
+    DELETE (foreign-key triggers off for this transaction) and every used sequence starts
+    again. A TRUNCATE costs ~0.1-0.3 s whatever the size, which was most of the suite's time."""
     conn = await asyncpg.connect(settings.database_url)
-    await conn.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+    probe = " UNION ALL ".join(f"(SELECT '{t}'::text FROM {t} LIMIT 1)" for t in tables)
+    used = [row[0] for row in await conn.fetch(probe)]
+    if used:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("".join(f"DELETE FROM {t};" for t in used))
+    await conn.execute("SELECT setval(format('%I.%I', schemaname, sequencename), start_value, false) "
+                       "FROM pg_sequences WHERE last_value IS NOT NULL")
     await conn.close()
     client = redis.Redis.from_url(settings.redis_url)
     keys = [k async for k in client.scan_iter(match=f"{settings.redis_prefix}:*", count=1000)]

@@ -111,6 +111,7 @@ class InventoryMachine(RuleBasedStateMachine):
         try:
             self.run(self.inv.load(self.event, [changed, self.seated],
                                    with_blocked(self.seat_map, self.blocked), version=self.version))
+            self.ga = changed
         except Conflict:
             stock = self.run(self.inv.availability(self.event.id)).packages[self.ga.id]
             withdrawn = int(self.run(self.client.hget(self.inv.keys.event(self.event.id, "stock"),
