@@ -409,7 +409,7 @@ async def test_the_development_mailbox_lists_a_mail_and_serves_its_attachment(
         await asyncio.to_thread(box.stop)
 
 
-def test_dead_worker_lease_and_mail_settings_are_checked():
+def test_mail_settings_are_checked_and_the_password_never_shown():
     from engine.settings import SettingsError, load_settings
     with pytest.raises(SettingsError, match="KWIKA_SMTP_SECURITY"):
         load_settings({"KWIKA_SMTP_SECURITY": "ssl"})
@@ -421,4 +421,5 @@ def test_dead_worker_lease_and_mail_settings_are_checked():
                             "KWIKA_SMTP_PASSWORD": "hunter2-secret", "KWIKA_SMTP_SECURITY": "tls"})
     assert loaded.smtp_port_or_default == 465 and "hunter2" not in repr(loaded)
     assert (loaded.mail_from, loaded.mail_from_name) == ("tickets@kwika.events", "Kwika Events")
+    assert Keys("kw").dev_mail("1{ev:2}") == "kw:devmail:m:1%7Bev:2%7D"  # no hash tag from input
 
