@@ -110,6 +110,14 @@ class Keys:
         """Stream of written orders whose tickets are to be sent (fulfillment/issuing.py)."""
         return f"{self.prefix}:fulfillment:deliveries"
 
+    def dev_mailbox(self) -> str:
+        """List of the development mailbox's message ids, newest first (engine/mailbox.py)."""
+        return f"{self.prefix}:devmail:ids"
+
+    def dev_mail(self, message_id: str) -> str:
+        """One message the development mailbox received: hash of raw, from, to, at."""
+        return f"{self.prefix}:devmail:m:{_untag(message_id)}"
+
     def payments_pending(self) -> str:
         """Zset: references of payment attempts awaiting their outcome, by when last asked."""
         return f"{self.prefix}:payments:pending"

@@ -10,6 +10,7 @@ import hashlib
 import hmac
 import ipaddress
 import os
+import re
 import secrets as _secrets
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -91,11 +92,43 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     ticket_signing_keys: str = ""
     tickets_dir: str | None = None
     ticket_render_workers: int = 0
+    # email (fulfillment/mail/): the SMTP server (None: no SMTP; `kwika up` then runs the
+    # development mailbox), its port (None: 465 with tls, 587 with starttls, 25 with none),
+    # login, transport security, the sender; whether this process sends email at all; the first
+    # retry's wait after a temporary failure (doubling), and how many tries before giving up
+    smtp_host: str | None = None
+    smtp_port: int | None = None
+    smtp_username: str = ""
+    smtp_password: str = ""
+    smtp_security: str = "starttls"  # starttls | tls | none
+    smtp_timeout_seconds: int = 30
+    mail_from: str = "tickets@kwika.events"
+    mail_from_name: str = "Kwika Events"
+    mail: bool = True
+    mail_retry_seconds: float = 30.0
+    mail_max_attempts: int = 8
+    # the development mailbox (an SMTP server inside `kwika up` and its page /dev/mailbox); set
+    # by `kwika up` when no SMTP host is configured, never on with one
+    dev_mailbox: bool = False
 
     @property
     def tickets_path(self) -> Path:
         """The folder of order PDFs: KWIKA_TICKETS_DIR, else `tickets` in the data folder."""
         return Path(self.tickets_dir) if self.tickets_dir else Path(self.data_dir) / "tickets"
+
+    @property
+    def smtp_port_or_default(self) -> int:
+        """KWIKA_SMTP_PORT, else the usual port of the transport security chosen."""
+        if self.smtp_port is not None:
+            return self.smtp_port
+        return {"tls": 465, "starttls": 587}.get(self.smtp_security, 25)
+
+    @property
+    def site_url(self) -> str:
+        """The site's address for links sent out of it (emails): KWIKA_PUBLIC_URL, else the
+        address served on."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.public_url or f"http://{host}:{self.port}"
 
     @property
     def sandbox_api_key(self) -> Secret:
@@ -128,7 +161,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 SECRET_FIELDS = ("secret_key", "sandbox_secret_key", "sandbox_webhook_secret",
-                 "ticket_signing_keys")
+                 "ticket_signing_keys", "smtp_password")
 
 
 def _derive(secret_key: str, purpose: str) -> str:
@@ -186,6 +219,18 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_TICKET_SIGNING_KEYS": "ticket_signing_keys",
     "KWIKA_TICKETS_DIR": "tickets_dir",
     "KWIKA_TICKET_RENDER_WORKERS": "ticket_render_workers",
+    "KWIKA_SMTP_HOST": "smtp_host",
+    "KWIKA_SMTP_PORT": "smtp_port",
+    "KWIKA_SMTP_USERNAME": "smtp_username",
+    "KWIKA_SMTP_PASSWORD": "smtp_password",
+    "KWIKA_SMTP_SECURITY": "smtp_security",
+    "KWIKA_SMTP_TIMEOUT": "smtp_timeout_seconds",
+    "KWIKA_MAIL_FROM": "mail_from",
+    "KWIKA_MAIL_FROM_NAME": "mail_from_name",
+    "KWIKA_MAIL": "mail",
+    "KWIKA_MAIL_RETRY_SECONDS": "mail_retry_seconds",
+    "KWIKA_MAIL_MAX_ATTEMPTS": "mail_max_attempts",
+    "KWIKA_DEV_MAILBOX": "dev_mailbox",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -219,6 +264,8 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "sandbox_webhook_attempts": (1, 100),
     "sandbox_webhook_backoff_ms": (1, 3_600_000),
     "ticket_render_workers": (0, 256),
+    "smtp_timeout_seconds": (1, 600),
+    "mail_max_attempts": (1, 100),
 }
 
 
@@ -312,6 +359,7 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
                                 or len(url) <= len("https://")):
             raise SettingsError(f"{_FIELD_TO_ENV[url_field]}={url!r} must be an absolute "
                                 "http(s) URL")
+    _check_mail(settings)
     try:
         Keyring.parse(settings.ticket_signing_keys)
     except KeyringError as exc:  # names the entry, never the key
@@ -320,7 +368,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         settings, log_level=level, ticket_signing_keys=Secret(settings.ticket_signing_keys), public_url=public_url,
         sandbox_url=settings.sandbox_url.rstrip("/") if settings.sandbox_url else None,
         sandbox_secret_key=Secret(settings.sandbox_secret_key),
-        sandbox_webhook_secret=Secret(settings.sandbox_webhook_secret))
+        sandbox_webhook_secret=Secret(settings.sandbox_webhook_secret),
+        smtp_password=Secret(settings.smtp_password))
     if not settings.secret_key:
         # Development default: random per process start unless configured. Sessions do not
         # survive a restart, which is the safe failure; production sets KWIKA_SECRET_KEY.
@@ -328,6 +377,26 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
     elif len(settings.secret_key) < 16:
         raise SettingsError("KWIKA_SECRET_KEY must be at least 16 characters")
     return msgspec.structs.replace(settings, secret_key=Secret(settings.secret_key))
+
+
+_ADDRESS = re.compile(r"[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+")
+
+
+def _check_mail(settings: Settings) -> None:
+    if settings.smtp_security not in ("starttls", "tls", "none"):
+        raise SettingsError(f"KWIKA_SMTP_SECURITY={settings.smtp_security!r} is not one of "
+                            "starttls, tls, none")
+    if settings.smtp_port is not None and not 1 <= settings.smtp_port <= 65535:
+        raise SettingsError(f"KWIKA_SMTP_PORT={settings.smtp_port} is out of range [1, 65535]")
+    if not _ADDRESS.fullmatch(settings.mail_from):
+        raise SettingsError(f"KWIKA_MAIL_FROM={settings.mail_from!r} is not an email address")
+    if any(ch in settings.mail_from_name for ch in "\r\n"):
+        raise SettingsError("KWIKA_MAIL_FROM_NAME must be one line")
+    if not 0 < settings.mail_retry_seconds <= 3600:
+        raise SettingsError("KWIKA_MAIL_RETRY_SECONDS must be above 0 and at most 3600")
+    if settings.dev_mailbox and settings.smtp_host:
+        raise SettingsError("KWIKA_DEV_MAILBOX cannot be on with KWIKA_SMTP_HOST set: the "
+                            "development mailbox is for when no SMTP server is configured")
 
 
 def proxy_networks(text: str) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:

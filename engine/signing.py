@@ -32,3 +32,14 @@ def unsign(secret: str, purpose: Purpose, signed: str) -> str | None:
     if not value:
         return None
     return value if hmac.compare_digest(mac.encode(), _mac(secret, purpose, value).encode()) else None
+
+
+def order_token(secret: str, order_number: str) -> str:
+    """The `t` of an order's signed link, `/orders/{order_number}?t=...` (purpose "order"): the
+    guest's way back to an order from another device or from the tickets email."""
+    return sign(secret, "order", order_number).rpartition(".")[2]
+
+
+def order_path(secret: str, order_number: str) -> str:
+    """The path of an order's signed link (prefix it with the site's address)."""
+    return f"/orders/{order_number}?t={order_token(secret, order_number)}"

@@ -6,7 +6,9 @@ The gate's register, `Keys.event(event_id, "tickets")` (a hash under the event's
 script of the gate touches one slot): ticket number -> JSON {s: status valid | used | cancelled |
 refunded | revoked, g: generation (a transfer makes the next; older payloads are refused),
 p: package id, seat: seat id or null, n: attendee name}. Format v1; the check-in issue extends it.
-The delivery queue, `Keys.deliveries()`: a stream of {order, event} consumed by the mail worker.
+The delivery queue, `Keys.deliveries()`: a stream of {order, event} consumed by the mail worker
+(fulfillment/mail/delivery.py documents the entry format, `kind` resend | transfer included). An
+order written twice is queued twice; the email log sends its tickets once.
 """
 
 from __future__ import annotations

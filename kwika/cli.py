@@ -3,7 +3,8 @@
     kwika up [--demo]    embedded Redis/Postgres when unconfigured, migrate, (demo data), load the
                          stock of events on sale, serve, and sweep expired holds
     kwika serve          serve with the configured REDIS_URL / DATABASE_URL
-    kwika worker         sweep expired holds (run one beside `serve` deployments)
+    kwika worker         sweep expired holds, write sales to Postgres, send email (run one
+                         beside `serve` deployments)
     kwika audit [ID...]  check the books of events on sale (exit 1 on any problem)
     kwika migrate        apply pending migrations
     kwika keys [--kid K] print a new ticket signing key (KWIKA_TICKET_SIGNING_KEYS) and its
@@ -72,6 +73,20 @@ def _persistent_ticket_keys(settings: Settings, data_dir: Path) -> Settings:
     text = path.read_text().strip()
     log.info("ticket signing key %s kept in %s", Keyring.parse(text).current_kid, path)
     return msgspec.structs.replace(settings, ticket_signing_keys=Secret(text))
+
+
+def _dev_mailbox(settings: Settings):
+    """`kwika up` with no SMTP server: an SMTP server of its own on 127.0.0.1 that keeps what it
+    is sent for /dev/mailbox; the mailer is pointed at it. Runs in a thread of this (the
+    parent) process, so it outlives forks of the server processes."""
+    from engine.keys import Keys
+    from fulfillment.mail.devbox import DevMailbox
+
+    mailbox = DevMailbox(settings.redis_url, Keys(settings.redis_prefix))
+    mailbox.start()
+    return msgspec.structs.replace(settings, smtp_host=mailbox.host, smtp_port=mailbox.port,
+                                   smtp_security="none", smtp_username="",
+                                   smtp_password=Secret(""), dev_mailbox=True), mailbox
 
 
 def _print_new_key(kid: str | None) -> int:
@@ -181,6 +196,7 @@ async def _work_until_signalled(settings: Settings) -> None:
     from engine.payments.registry import configured
     from engine.payments.service import Payments
     from engine.sweeper import sweep_forever, worker_jobs
+    from fulfillment.mail.worker import run_mail
     from fulfillment.worker import run_fulfillment
     from storefront.app import redis_client
 
@@ -200,12 +216,17 @@ async def _work_until_signalled(settings: Settings) -> None:
     sweeper = asyncio.create_task(sweep_forever(
         inventory, jobs=worker_jobs(catalog, inventory, payments)), name="sweeper")
     fulfilling = asyncio.create_task(run_fulfillment(inventory, pool, stop), name="fulfillment")
+    mailing = asyncio.create_task(run_mail(settings, pool, client, inventory.keys, stop),
+                                  name="mail")
     try:
         await stop.wait()
         log.info("stopping worker (pid %d)", os.getpid())
     finally:
         sweeper.cancel()
-        await asyncio.gather(sweeper, fulfilling, return_exceptions=True)
+        for task, outcome in zip((sweeper, fulfilling, mailing), await asyncio.gather(
+                sweeper, fulfilling, mailing, return_exceptions=True), strict=True):
+            if isinstance(outcome, Exception):
+                log.error("%s stopped: %r", task.get_name(), outcome)
         await http.close()
         await inventory.close()
         await pool.close()
@@ -215,13 +236,17 @@ async def _work_until_signalled(settings: Settings) -> None:
 def _worker_loops() -> dict:
     """The fulfillment loops `kwika up` runs in its first server process (`kwika worker` runs
     the same ones on its own)."""
+    from fulfillment.mail.worker import run_mail
     from fulfillment.worker import run_fulfillment
-    from storefront.appkeys import DB, INVENTORY
+    from storefront.appkeys import DB, INVENTORY, KEYS, REDIS, SETTINGS
 
     async def fulfillment(app, stop: asyncio.Event) -> None:
         await run_fulfillment(app[INVENTORY], app[DB], stop)
 
-    return {"fulfillment": fulfillment}
+    async def mail(app, stop: asyncio.Event) -> None:
+        await run_mail(app[SETTINGS], app[DB], app[REDIS], app[KEYS], stop)
+
+    return {"fulfillment": fulfillment, "mail": mail}
 
 
 async def _serve_until_signalled(settings: Settings, sock: socket.socket | None,
@@ -352,6 +377,10 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
+    mailbox = None
+    if args.command == "up" and not settings.smtp_host and settings.mail and \
+            os.environ.get("KWIKA_DEV_MAILBOX", "").strip().lower() not in ("0", "false", "no", "off"):
+        settings, mailbox = _dev_mailbox(settings)
     try:
         if args.command in ("up", "migrate"):
             asyncio.run(_migrate_and_seed(settings, demo=getattr(args, "demo", False)))
@@ -369,6 +398,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kwika: {exc}", file=sys.stderr)
         return 1
     finally:
+        if mailbox is not None:
+            mailbox.stop()
         if services is not None:
             services.close()  # stop the embedded servers now, not only at interpreter exit
 

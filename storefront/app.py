@@ -28,6 +28,7 @@ from storefront import (
     api_holds,
     api_provider,
     api_public,
+    dev_mailbox,
     headers,
     openapi,
     ops,
@@ -159,6 +160,8 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     install_gateways(app)  # the outbound HTTP session gateways use
     if settings.sandbox:
         install_sandbox(app)
+    if settings.dev_mailbox:  # `kwika up` with no SMTP server: never in production
+        dev_mailbox.install(app)
     if sweeper:
         app.cleanup_ctx.append(_sweeper)
     for name, run in (background or {}).items():

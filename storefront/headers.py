@@ -41,7 +41,10 @@ def install(app: web.Application) -> None:
     headers = security_headers(app[SETTINGS])
 
     async def add_headers(request: web.Request, response: web.StreamResponse) -> None:
+        own_policy = response.headers.get("Content-Security-Policy", "")
         response.headers.update(headers)
+        if own_policy.startswith("sandbox;"):  # a stricter policy of the handler's own stays
+            response.headers["Content-Security-Policy"] = own_policy
 
     app.on_response_prepare.append(add_headers)
     # The few answers aiohttp gives before a request reaches the app (a malformed request line

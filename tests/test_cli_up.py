@@ -190,6 +190,9 @@ def test_up_demo_serves_the_demo_and_stops_on_sigint(tmp_path: Path) -> None:
         assert (data_dir / "secret_key").exists()
         status, ready = running.get("/readyz")
         assert status == 200 and ready["checks"]["sandbox"] == "ok"  # `up` runs the sandbox
+        assert ready["checks"]["mail"] == "ok"  # ... and sends email, to its own mailbox
+        status, html = running.get("/dev/mailbox")
+        assert status == 200 and "Development mailbox" in html
         code = running.stop(signal.SIGINT)
     _assert_stopped_cleanly(running, helpers, code)
 

@@ -214,7 +214,7 @@ class Payments:
             draft.buyer if draft else None, status.method, status.amount, status.currency[:3],
             state, reason,
             msgspec.json.encode(sale_record(draft, status.reference, gateway)).decode()
-            if draft and state == "succeeded" else None)
+            if draft and state in ("succeeded", "refund_due") else None)
 
     async def _note(self, draft: OrderDraft, status: PaymentStatus, state: str,
                     order_status: str | None = None) -> None:

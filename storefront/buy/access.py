@@ -7,18 +7,19 @@ from aiohttp import web
 
 from engine.errors import NotFound
 from engine.orders import OrderDraft
-from engine.signing import sign, unsign
+from engine.signing import order_path, unsign
+from engine.signing import order_token as _order_token
 from storefront.appkeys import SETTINGS
 from storefront.buyer import current_buyer
 
 
 def order_token(request: web.Request, order_number: str) -> str:
     """The `t` of an order's signed link (signed for the purpose "order")."""
-    return sign(request.app[SETTINGS].secret_key, "order", order_number).rpartition(".")[2]
+    return _order_token(request.app[SETTINGS].secret_key, order_number)
 
 
 def order_link(request: web.Request, order_number: str) -> str:
-    return f"/orders/{order_number}?t={order_token(request, order_number)}"
+    return order_path(request.app[SETTINGS].secret_key, order_number)
 
 
 def may_see(request: web.Request, draft: OrderDraft) -> bool:
