@@ -8,8 +8,9 @@ makes a retry (a dropped connection, a double click) return the same hold.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Literal, NamedTuple
 
 import msgspec
 from aiohttp import web
@@ -27,7 +28,7 @@ from engine.inventory import (
 )
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS
-from storefront.buyer import buyer_for_hold, current_buyer, hold_limits, set_guest_cookie
+from storefront.buyer import Buyer, buyer_for_hold, current_buyer, hold_limits, set_guest_cookie
 from storefront.errors import ApiError, error_response
 
 api = Api()
@@ -53,6 +54,15 @@ class Selection(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
     items: Annotated[list[Item], Meta(max_length=50)] = []
     seat_ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**62)]], Meta(max_length=100)] = []
+
+
+class BestAvailable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """N seats side by side, in one section or any, optionally within a price band."""
+
+    quantity: Annotated[int, Meta(ge=1, le=100)]
+    section_id: Annotated[int, Meta(ge=1, le=2**62)] | None = None
+    price_min: Annotated[int, Meta(ge=0, le=10**12)] | None = None
+    price_max: Annotated[int, Meta(ge=0, le=10**12)] | None = None
 
 
 class HoldOut(msgspec.Struct, kw_only=True):
@@ -117,12 +127,91 @@ def refusal(exc: HoldRefused) -> ApiError:
     return ApiError(REFUSAL_STATUS.get(exc.reason, 409), exc.reason, str(exc), fields, headers)
 
 
-def _idempotency_key(request: web.Request) -> str | None:
-    key = request.headers.get("Idempotency-Key")
+def idempotency_key(request: web.Request, key: str | None = None) -> str | None:
+    """The request's Idempotency-Key header (or `key`, a form's field), checked."""
+    key = request.headers.get("Idempotency-Key") if key is None else key
     if key is not None and not (0 < len(key) <= 100 and key.isascii() and key.isprintable()):
         raise Invalid("Idempotency-Key must be 1 to 100 printable ASCII characters",
                       fields={"Idempotency-Key": "malformed"})
     return key
+
+
+class HoldAttempt(NamedTuple):
+    """What a hold request came to: the buyer it was made for (a guest identity minted on the way
+    must be kept, made or refused: it was counted), and the hold or the API's refusal."""
+
+    buyer: Buyer
+    currency: str
+    hold: Hold | None
+    refused: ApiError | None
+
+
+async def attempt_hold(request: web.Request, event_id: int, body: Selection,
+                       key: str | None) -> HoldAttempt:
+    """Hold `body` for the caller (the JSON API and the event page's form both come here).
+    Raises for input, a missing event or a guest where guests may not buy; a refusal of the sale
+    itself is returned, so the caller can keep a new guest's cookie."""
+    items = _check_selection(body)
+    facts = await request.app[EVENT_CACHE].get(event_id)
+    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
+    hold_id = None
+    if key is not None:
+        hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
+    return await _attempt(buyer, facts.currency, key, request.app[INVENTORY].hold(
+        event_id, buyer.key, items, body.seat_ids, hold_id=hold_id, limits=hold_limits(request, buyer)),
+        same=lambda hold: ({i.package_id: i.quantity for i in hold.items} == items
+                           and {s.seat_id for s in hold.seats} == set(body.seat_ids)))
+
+
+async def attempt_best_available(request: web.Request, event_id: int, body: BestAvailable,
+                                 key: str | None) -> HoldAttempt:
+    """Best available seats for the caller; raises and returns like `attempt_hold`."""
+    if body.price_min is not None and body.price_max is not None and body.price_min > body.price_max:
+        raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
+    facts = await request.app[EVENT_CACHE].get(event_id)
+    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
+    hold_id = None
+    if key is not None:
+        hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
+    return await _attempt(buyer, facts.currency, key, request.app[INVENTORY].best_available(
+        event_id, buyer.key, body.quantity, section_id=body.section_id, price_min=body.price_min,
+        price_max=body.price_max, hold_id=hold_id, limits=hold_limits(request, buyer)),
+        same=lambda hold: len(hold.seats) == body.quantity and not hold.items)
+
+
+async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitable[Hold],
+                   same: Callable[[Hold], bool]) -> HoldAttempt:
+    """With an idempotency key, `same(hold)` says whether the hold answering the key is what
+    this request asks for: a key reused for another selection is refused."""
+    try:
+        hold = await making
+    except HoldRefused as exc:
+        return HoldAttempt(buyer, currency, None, refusal(exc))
+    if key is not None and not same(hold):
+        return HoldAttempt(buyer, currency, None, ApiError(
+            422, "idempotency_key_reused", "this Idempotency-Key was used for another selection: "
+            "send a new key for a new choice", {"Idempotency-Key": "used for another selection"}))
+    return HoldAttempt(buyer, currency, hold, None)
+
+
+def keep_guest(request: web.Request, response: web.StreamResponse, attempt: HoldAttempt) -> None:
+    """Set the cookie of a guest identity minted for `attempt` on `response`."""
+    if attempt.buyer.new_guest_cookie:
+        set_guest_cookie(request, response, attempt.buyer.new_guest_cookie)
+
+
+def _answer(request: web.Request, attempt: HoldAttempt) -> web.Response:
+    """201 with the hold, or the refusal in the error shape."""
+    if attempt.refused is not None:
+        error = attempt.refused
+        response = error_response(error.status, error.code, error.message, error.fields,
+                                  error.headers or None)
+    else:
+        assert attempt.hold is not None
+        response = json_response(hold_out(attempt.hold, attempt.currency,
+                                          attempt.hold.created_at), status=201)
+    keep_guest(request, response, attempt)
+    return response
 
 
 @api.post(EVENT + "/holds", body=Selection, response=HoldOut, status=201, tag=TAG,
@@ -131,26 +220,7 @@ def _idempotency_key(request: web.Request) -> str | None:
           errors=(400, 401, 404, 409, 415, 422, 429))
 async def create_hold(request: web.Request, body: Selection) -> web.Response:
     event_id = path_int(request, "event_id")
-    items = _check_selection(body)
-    key = _idempotency_key(request)
-    facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
-    hold_id = None
-    if key is not None:
-        hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
-    return await _answer_hold(request, buyer, facts.currency, request.app[INVENTORY].hold(
-        event_id, buyer.key, items, body.seat_ids, hold_id=hold_id, limits=hold_limits(request, buyer)),
-        same=lambda hold: ({i.package_id: i.quantity for i in hold.items} == items
-                           and {s.seat_id for s in hold.seats} == set(body.seat_ids)))
-
-
-class BestAvailable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """N seats side by side, in one section or any, optionally within a price band."""
-
-    quantity: Annotated[int, Meta(ge=1, le=100)]
-    section_id: Annotated[int, Meta(ge=1, le=2**62)] | None = None
-    price_min: Annotated[int, Meta(ge=0, le=10**12)] | None = None
-    price_max: Annotated[int, Meta(ge=0, le=10**12)] | None = None
+    return _answer(request, await attempt_hold(request, event_id, body, idempotency_key(request)))
 
 
 @api.post(EVENT + "/best-available", body=BestAvailable, response=HoldOut, status=201, tag=TAG,
@@ -159,42 +229,8 @@ class BestAvailable(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
           errors=(400, 401, 404, 409, 415, 422, 429))
 async def best_available(request: web.Request, body: BestAvailable) -> web.Response:
     event_id = path_int(request, "event_id")
-    if body.price_min is not None and body.price_max is not None and body.price_min > body.price_max:
-        raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
-    key = _idempotency_key(request)
-    facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
-    hold_id = None
-    if key is not None:
-        hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
-    return await _answer_hold(request, buyer, facts.currency, request.app[INVENTORY].best_available(
-        event_id, buyer.key, body.quantity, section_id=body.section_id, price_min=body.price_min,
-        price_max=body.price_max, hold_id=hold_id, limits=hold_limits(request, buyer)),
-        same=lambda hold: len(hold.seats) == body.quantity and not hold.items)
-
-
-async def _answer_hold(request: web.Request, buyer, currency: str, making,
-                       same=None) -> web.Response:
-    """201 with the hold, or the refusal; a guest identity minted on the way is kept either way
-    (it was counted). With an Idempotency-Key, `same(hold)` says whether the hold answering the
-    key is what this request asks for: a key reused for another selection is refused."""
-    try:
-        hold = await making
-        if same is not None and "Idempotency-Key" in request.headers and not same(hold):
-            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used for "
-                           "another selection: send a new key for a new choice",
-                           {"Idempotency-Key": "used for another selection"})
-    except HoldRefused as exc:
-        error = refusal(exc)
-        response = error_response(error.status, error.code, error.message, error.fields,
-                                  error.headers or None)
-        if buyer.new_guest_cookie:  # the identity was minted (and counted): keep it
-            set_guest_cookie(request, response, buyer.new_guest_cookie)
-        return response
-    response = json_response(hold_out(hold, currency, hold.created_at), status=201)
-    if buyer.new_guest_cookie:
-        set_guest_cookie(request, response, buyer.new_guest_cookie)
-    return response
+    return _answer(request, await attempt_best_available(request, event_id, body,
+                                                         idempotency_key(request)))
 
 
 @api.get(EVENT + "/holds/mine", response=list[HoldOut], tag=TAG,

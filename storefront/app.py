@@ -56,7 +56,7 @@ from storefront.appkeys import (
 )
 from storefront.auth import auth_middleware
 from storefront.buy import api as api_buy
-from storefront.buy import webhooks
+from storefront.buy import live, picker, webhooks
 from storefront.event_cache import EventCache
 from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
@@ -177,6 +177,8 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     app.router.add_routes(ops.routes)
     app.router.add_routes(webhooks.routes)
     ticket_keys.install(app)
+    app.router.add_routes(picker.routes)
+    app.router.add_routes(live.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app

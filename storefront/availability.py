@@ -14,13 +14,17 @@ from aiohttp import web
 
 from engine import catalog_types as t
 from engine.catalog_rules import event_sale_status, sale_state
+from engine.inventory import Availability
 from storefront.appkeys import INVENTORY, SEAT_STATES
 
 
 async def with_availability(app: web.Application, detail: t.EventDetail,
                             now: datetime | None = None) -> t.EventDetail:
-    now = now or datetime.now(UTC)
-    live = await app[INVENTORY].availability(detail.id)
+    return apply_live(detail, await app[INVENTORY].availability(detail.id), now or datetime.now(UTC))
+
+
+def apply_live(detail: t.EventDetail, live: Availability, now: datetime) -> t.EventDetail:
+    """`detail` with the counts and sale states of `live` (pure)."""
     selling = event_sale_status(detail.status, live.status)
     packages = []
     for pkg in detail.packages:
@@ -50,6 +54,12 @@ async def _seat_states(app: web.Application, event_id: int):
     return hit[1]
 
 
+async def live_availability(app: web.Application, event_id: int) -> Availability:
+    """Counts and every seat's state of an event, at most a second old (shared by this
+    process's seat maps and live streams)."""
+    return await _seat_states(app, event_id)
+
+
 async def with_seat_states(app: web.Application, seat_map: t.SeatMap) -> t.SeatMap:
     """The seat map with each seat's live state (held seats show as reserved), at most a second
     old."""
@@ -63,8 +73,10 @@ async def with_seat_states(app: web.Application, seat_map: t.SeatMap) -> t.SeatM
     return msgspec.structs.replace(seat_map, sections=sections)
 
 
-async def with_live_summaries(app: web.Application, page: t.EventPage) -> t.EventPage:
-    """Search results with each on-sale event's live availability (one pipelined round trip)."""
+async def live_summaries(app: web.Application,
+                         page: t.EventPage) -> tuple[t.EventPage, dict[int, str | None]]:
+    """Search results with each on-sale event's live availability (one pipelined round trip),
+    and each event's sale status in the inventory (None: not loaded)."""
     inventory = app[INVENTORY]
     lives = await asyncio.gather(*[inventory.availability(e.id) for e in page.items])
     items = []
@@ -73,4 +85,10 @@ async def with_live_summaries(app: web.Application, page: t.EventPage) -> t.Even
             summary = msgspec.structs.replace(summary, available=sum(
                 live.packages[p].available for p in summary.package_ids if p in live.packages))
         items.append(summary)
-    return msgspec.structs.replace(page, items=items)
+    return (msgspec.structs.replace(page, items=items),
+            {e.id: live.status for e, live in zip(page.items, lives, strict=True)})
+
+
+async def with_live_summaries(app: web.Application, page: t.EventPage) -> t.EventPage:
+    """Search results with each on-sale event's live availability (one pipelined round trip)."""
+    return (await live_summaries(app, page))[0]

@@ -11,13 +11,16 @@ from multidict import MultiDict
 
 from engine import catalog_types as t
 from engine.accounts import Credentials, Registration
-from engine.errors import DomainError, NotFound
+from engine.errors import DomainError
 from storefront.api import convert, decode_query
 from storefront.appkeys import ACCOUNTS, CATALOG, SESSION
 from storefront.auth import SESSION_COOKIE, set_session_cookie, start_session
-from storefront.availability import with_availability, with_live_summaries
-from storefront.calendar import google_calendar_link, ics, share_links
+from storefront.availability import live_summaries
+from storefront.buy.choosing import event_badge
+from storefront.buy.picker import published_event, render_event
+from storefront.calendar import ics
 from storefront.client import client_bucket
+from storefront.covers import cover_svg
 from storefront.errors import ApiError, status_for
 from storefront.forms import read_form
 from storefront.render import render
@@ -60,7 +63,7 @@ def _index_query(request: web.Request) -> t.EventQuery:
 @routes.get("/events")
 async def events_index(request: web.Request) -> web.Response:
     query = _index_query(request)
-    page = await with_live_summaries(request.app, await request.app[CATALOG].search(query))
+    page, statuses = await live_summaries(request.app, await request.app[CATALOG].search(query))
     view = "list" if request.query.get("view") == "list" else "grid"
     params = {k: v for k, v in request.query.items() if k != "page" and v}
 
@@ -68,7 +71,9 @@ async def events_index(request: web.Request) -> web.Response:
         return "/events?" + urlencode({**params, "page": number})
 
     return render(request, "events/index.html", {
-        "page": page, "query": query, "view": view, "page_url": page_url,
+        "page": page, "query": query,
+        "badges": {e.id: event_badge(e, statuses.get(e.id)) for e in page.items},
+        "cover": cover_svg, "view": view, "page_url": page_url,
         "categories": await request.app[CATALOG].categories(),
         "view_url": lambda v: "/events?" + urlencode({**params, "view": v}),
     })
@@ -76,28 +81,16 @@ async def events_index(request: web.Request) -> web.Response:
 
 @routes.get("/events/{slug}")
 async def event_detail(request: web.Request) -> web.Response:
-    event = await _published(request)
-    url = f"{public_url(request)}/events/{event.slug}"
-    return render(request, "events/detail.html", {
-        "event": event, "share": share_links(event.title, url),
-        "google_calendar": google_calendar_link(event, url), "url": url})
+    return render_event(request, await published_event(request))
 
 
 @routes.get("/events/{slug}/calendar.ics")
 async def event_ics(request: web.Request) -> web.Response:
-    event = await _published(request)
+    event = await published_event(request)
     url = f"{public_url(request)}/events/{event.slug}"
     return web.Response(
         text=ics(event, url), content_type="text/calendar", charset="utf-8",
         headers={"Content-Disposition": f'attachment; filename="{event.slug}.ics"'})
-
-
-async def _published(request: web.Request) -> t.EventDetail:
-    slug = request.match_info["slug"]
-    detail = await request.app[CATALOG].event_detail(slug=slug)
-    if detail is None:
-        raise NotFound(f"there is no event at /events/{slug}")
-    return await with_availability(request.app, detail)
 
 
 # --- accounts --------------------------------------------------------------------------------

@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jinja2
 
-from engine.money import money
+from engine.money import exponent, money
 from engine.prices import package_range
 
 DATE_TIME = "%a %d %b %Y, %H:%M"
@@ -65,4 +65,5 @@ def make_environment(folder: Path) -> jinja2.Environment:
     env.globals["timespan"] = timespan
     env.globals["price_range"] = price_range
     env.globals["package_range"] = package_range
+    env.globals["currency_exponent"] = exponent
     return env

@@ -89,3 +89,53 @@ def page_message(message: str, fields: dict[str, str]) -> str:
         return sentence(message)
     return " ".join(f"{label(f)[:1].upper()}{label(f)[1:]}: {field_problem(f, p)}"
                     for f, p in fields.items())
+
+
+# A refused hold, by the API's code; `{name}` is filled from the refusal's fields. The event
+# page's script formats the same templates (handed to it in the page), so words live here only.
+HOLD_WORDS = {
+    "not_enough": "Only {available} left. Choose {available} or fewer.",
+    "sold_out": "These tickets just sold out. Choose another kind.",
+    "seat_unavailable": "This seat was just taken. Pick another.",
+    "basket_exists": "You already have tickets on hold for this event. Finish or remove them first.",
+    "limit_exceeded": "You can have at most {limit} of these tickets; you already have {already}.",
+    "event_limit_exceeded": "This event allows {limit} tickets per buyer; you already have {already}.",
+    "below_minimum": "Choose at least {minimum} of these tickets.",
+    "above_maximum": "Choose at most {maximum} of these tickets in one order.",
+    "sale_not_open": "Sales for these tickets have not opened yet.",
+    "sale_closed": "Sales for these tickets have ended.",
+    "not_on_sale": "Tickets for this event are not on sale right now.",
+    "not_loaded": "Tickets for this event are not on sale right now.",
+    "rate_limited": "Too many tries just now. Wait a moment and try again.",
+    "login_required": "Log in to buy tickets for this event.",
+    "no_adjacent_run": "There are not {quantity} seats together there. Try fewer seats, another "
+                       "section or another price.",
+    "empty": "Choose at least one ticket or seat.",
+    "invalid": "Choose a number of tickets for at least one kind.",
+    "invalid_best": "Choose how many seats you want, from 1 to 100.",
+    "unknown_package": "That choice is not part of this event. Reload the page and choose again.",
+    "unknown_seat": "That seat is not part of this event. Reload the page and choose again.",
+    "unknown_section": "That section is not part of this event. Reload the page and choose again.",
+    "seat_required": "These tickets are seated: pick your seats on the map.",
+    "idempotency_key_reused": "This page was already used for another choice. Reload it and "
+                              "choose again.",
+    "hold_id_taken": "This page was already used for another choice. Reload it and choose again.",
+    "hold_already_sold": "You have already bought these tickets.",
+    "csrf_failed": "This page is out of date. Reload it and try again.",
+    # said by the page's script before anything is sent
+    "seat_limit": "You can choose up to {limit} seats in one order.",
+    "seat_taken_live": "A seat you chose was just taken. Pick another.",
+    "network": "We could not reach Kwika. Check your connection and try again.",
+}
+
+
+def hold_problem(code: str, fields: dict[str, str], message: str = "") -> str:
+    """A refused hold in words: `("not_enough", {"available": "3"})` -> `"Only 3 left. Choose 3
+    or fewer."`; an unknown code says the API's message as a sentence."""
+    template = HOLD_WORDS.get(code)
+    if template is None:
+        return sentence(message) or "Your choice could not be held. Try again."
+    try:
+        return template.format_map(fields)
+    except (KeyError, ValueError, IndexError):
+        return sentence(message) or template

@@ -61,3 +61,39 @@ class Console:
                 if not (text.startswith("console.error: Failed to load resource")
                         and url in self.error_documents)
                 and not any(p.search(text) for p in self._allowed)]
+
+
+# --- accessibility and screenshots -------------------------------------------------------------
+SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-artifacts" / "screenshots"
+WIDTHS = {"desktop": 1280, "phone": 390}
+
+
+async def check_axe(page: Any, context: str | None = None) -> None:
+    """Run axe-core (bundled by axe-playwright-python) on `page`; fail listing every serious or
+    critical violation. axe is injected through the DevTools protocol, which the page's CSP does
+    not apply to, so nothing is loaded from elsewhere."""
+    from axe_playwright_python.async_playwright import Axe
+
+    results = await Axe().run(page, context=context)
+    bad = [v for v in results.response["violations"] if v.get("impact") in ("serious", "critical")]
+    if bad:
+        lines = [f"{v['id']} ({v['impact']}): {v['help']} -> " + "; ".join(
+            n["target"][0] if isinstance(n["target"][0], str) else str(n["target"])
+            for n in v["nodes"][:5]) for v in bad]
+        raise AssertionError("axe-core found accessibility violations:\n" + "\n".join(lines))
+
+
+async def screenshots(page: Any, name: str) -> list[Path]:
+    """Save full-page screenshots of `page` at 1280 and 390 px wide under test-artifacts/, and
+    put the viewport back as it was."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    before = page.viewport_size
+    saved = []
+    for label, width in WIDTHS.items():
+        await page.set_viewport_size({"width": width, "height": 900 if width > 600 else 844})
+        path = SCREENSHOTS / f"{name}-{label}-{width}.png"
+        await page.screenshot(path=str(path), full_page=True)
+        saved.append(path)
+    if before:
+        await page.set_viewport_size(before)
+    return saved

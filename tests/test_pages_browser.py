@@ -228,19 +228,21 @@ async def test_detail_shows_packages_prices_sale_windows_and_availability(
     await expect(page.get_by_test_id("where")).to_have_text("Sunbird Nkopola, Mangochi")
     await expect(page.get_by_test_id("description")).to_have_text("Three days of music.\nBring a tent.")
 
-    rows = page.get_by_test_id("packages").locator("tbody tr")
+    rows = page.get_by_test_id("packages").locator(".pkg-row")
     await expect(rows).to_have_count(2)
     early = rows.filter(has_text="Early Bird")
     general = rows.filter(has_text="General Admission")
     await expect(early.locator(".price")).to_have_text("MWK 30,000.00")
     await expect(general.locator(".price")).to_have_text("MWK 45,000.00")
     await expect(early).to_have_attribute("data-state", "upcoming")
+    await expect(early.locator(".pkg-state")).to_have_text("Opens in 3 days")
     await expect(early.locator(".window")).to_have_text(
         f"On sale from {local(opens, 'Africa/Blantyre')}")
     await expect(general.locator(".window")).to_have_text(
-        f"On sale until {local(closes, 'Africa/Blantyre')}")
-    await expect(early.locator(".available")).to_have_text("500 left")
-    await expect(general.locator(".available")).to_have_text("5,000 left")
+        f"Sale ends {local(closes, 'Africa/Blantyre')}")
+    await expect(general.locator(".pkg-state")).to_have_text("On sale")
+    await expect(early.locator("input")).to_be_disabled()  # not on sale yet: nothing to choose
+    await expect(general.locator("input")).to_have_attribute("max", "10")
 
     # a multi-day event shows both dates, in the event's time zone
     start = local(datetime.fromisoformat(event["starts_at"]), "Africa/Blantyre")
@@ -348,6 +350,12 @@ async def register(page: Page, name: str, email: str, password: str) -> None:
     await page.get_by_role("button", name="Create account").click()
 
 
+async def log_out(page: Page) -> None:
+    """Open the account menu, then log out."""
+    await page.get_by_test_id("account-menu").locator("summary").click()
+    await page.get_by_role("button", name="Log out").click()
+
+
 async def log_in(page: Page, email: str, password: str) -> None:
     await page.get_by_label("Email", exact=True).fill(email)
     await page.get_by_label("Password", exact=True).fill(password)
@@ -359,7 +367,7 @@ async def test_register_log_out_and_log_in_again(page: Page, client: TestClient)
     await expect(page).to_have_url(re.compile(r"/events$"))
     await expect(page.get_by_test_id("who")).to_have_text("Chikondi Banda")
 
-    await page.get_by_role("button", name="Log out").click()
+    await log_out(page)
     await expect(page.get_by_test_id("who")).to_have_count(0)
     await expect(page.get_by_role("link", name="Log in")).to_be_visible()
 
@@ -386,7 +394,7 @@ async def test_log_in_from_an_event_page_comes_back_to_it(page: Page, factory: F
                                                           provider: Actor) -> None:
     event = await publish(factory, provider, title="Homecoming")
     await register(page, "Tiwonge Phiri", "tiwonge@example.test", PASSWORD)
-    await page.get_by_role("button", name="Log out").click()
+    await log_out(page)
 
     await page.goto(f"/events/{event['slug']}")
     await page.get_by_role("link", name="Log in").click()
@@ -397,7 +405,7 @@ async def test_log_in_from_an_event_page_comes_back_to_it(page: Page, factory: F
 
 async def test_wrong_password_shows_an_error(page: Page) -> None:
     await register(page, "Mphatso Kaunda", "mphatso@example.test", PASSWORD)
-    await page.get_by_role("button", name="Log out").click()
+    await log_out(page)
 
     await page.goto("/login")
     await log_in(page, "mphatso@example.test", "not the password")
@@ -410,7 +418,7 @@ async def test_wrong_password_shows_an_error(page: Page) -> None:
 
 async def test_register_with_a_taken_email_shows_the_problem(page: Page) -> None:
     await register(page, "First", "taken@example.test", PASSWORD)
-    await page.get_by_role("button", name="Log out").click()
+    await log_out(page)
     await register(page, "Second", "taken@example.test", PASSWORD)
     await expect(page.get_by_role("alert")).to_have_text("Please correct the field marked below.")
     await expect(page.get_by_test_id("error-email")).to_have_text(

@@ -552,7 +552,7 @@ async def test_a_guest_order_cannot_be_cancelled_without_a_csrf_token(shop):
 async def test_guests_minted_in_other_events_do_not_multiply_the_per_address_budget(settings):
     """The new-guest budget is a bucket per (event, address) (keys.hold_buckets: rl:guest under
     the event's tag), but the kwika_guest cookie is valid in every event. A client mints guests
-    with refused holds (here above_maximum, which still sets the cookie, api_holds._answer_hold)
+    with refused holds (here above_maximum, which still sets the cookie, api_holds._answer)
     in any other public event, even a past or sold-out one, and spends them on the hot event:
     the per-address guest limit is multiplied by the number of events ever published."""
     async with app_client(settings, guests_per_ip_per_minute=3) as client:
