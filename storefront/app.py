@@ -55,6 +55,7 @@ from storefront.appkeys import (
 )
 from storefront.auth import auth_middleware
 from storefront.buy import api as api_buy
+from storefront.buy import pages as buy_pages
 from storefront.buy import webhooks
 from storefront.event_cache import EventCache
 from storefront.gateways import install as install_gateways
@@ -174,6 +175,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     app.router.add_routes(ops.routes)
     app.router.add_routes(webhooks.routes)
     ticket_keys.install(app)
+    app.router.add_routes(buy_pages.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app
