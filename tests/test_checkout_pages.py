@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestClient, TestServer
 
 from storefront.app import create_app
-from storefront.appkeys import INVENTORY, ORDERS
+from storefront.appkeys import EVENT_CACHE, INVENTORY, ORDERS
 from tests.factories import Factory
 from tests.inventory_helpers import lapse
 from tests.sandbox_helpers import csrf
@@ -151,6 +151,10 @@ async def test_a_replayed_form_or_payment_page_never_starts_a_second_payment(sho
                             allow_redirects=False)
     assert retry.status == 303 and retry.headers["Location"] == status_page
     assert len((await shop.server.app[ORDERS].draft(ev["id"], h["id"])).payments) == 1
+    # nor can the order be cancelled under a payment: said in words, the tickets stay held
+    resp = await shop.post(f"/orders/{draft.order_number}/cancel", data={"csrf_token": token})
+    assert resp.status == 409 and "A payment for this order is under way" in await resp.text()
+    assert await available(shop, ev, pkg) == 8
 
 
 async def test_a_lapsed_hold_says_its_tickets_were_released(shop: TestClient):
@@ -165,3 +169,20 @@ async def test_a_lapsed_hold_says_its_tickets_were_released(shop: TestClient):
     assert (await shop.get(f"/holds/{h['id']}")).status == 410
     assert await available(shop, ev, pkg) == 10
     assert await shop.server.app[ORDERS].draft(ev["id"], h["id"]) is None
+
+
+async def test_a_guest_is_asked_to_log_in_where_the_event_takes_no_guests(shop: TestClient):
+    factory = Factory(shop)
+    provider = await factory.user("provider")
+    ev = await factory.event(provider)
+    pkg = await factory.package(provider, ev["id"], capacity=10, price=25_000)
+    assert (await shop.post(f"{EV}/{ev['id']}/publish", headers=provider.h)).status == 200
+    h = await hold(shop, ev, pkg)
+    resp = await shop.patch(f"{EV}/{ev['id']}", json={"allow_guest_checkout": False},
+                            headers=provider.h)
+    assert resp.status == 200, await resp.text()
+    shop.server.app[EVENT_CACHE].forget(ev["id"])
+    resp = await shop.get(f"/holds/{h['id']}/checkout")
+    page = await resp.text()
+    assert resp.status == 401 and "Log in to check out" in page
+    assert f'href="/login?next=%2Fholds%2F{h["id"]}%2Fcheckout"' in page
