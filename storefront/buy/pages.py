@@ -52,7 +52,7 @@ routes = web.RouteTableDef()
 HOLD = r"/holds/{hold_id:H[0-9]{1,14}-[A-Za-z0-9_-]{1,48}}"
 ORDER = r"/orders/{number:ORD-[A-Za-z0-9-]{1,60}}"
 NO_STORE = {"Cache-Control": "no-store"}
-RELEASED = "Your tickets were released because the time to pay ran out, and they are back on sale."
+RELEASED = "The time to pay ran out, so the tickets went back on sale. You can choose again."
 
 
 # --- helpers ---------------------------------------------------------------------------------
