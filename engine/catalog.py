@@ -412,6 +412,18 @@ class Catalog:
                       sort_order=c["sort_order"], seats=by_section.get(c["id"], []))
             for c in sections])
 
+    async def seat_labels(self, event_id: int, seat_ids: Iterable[int]) -> dict[int, t.SeatLabel]:
+        """Where each of `seat_ids` is, in words people read on a ticket (seats of `event_id` only)."""
+        ids = list(seat_ids)
+        if not ids:
+            return {}
+        rows = await self.pool.fetch(
+            "SELECT s.id, c.name AS section, s.row, s.seat_number FROM seats s "
+            "JOIN sections c ON c.id = s.section_id WHERE c.event_id = $1 AND s.id = ANY($2::bigint[])",
+            event_id, ids)
+        return {r["id"]: t.SeatLabel(section=r["section"], row=r["row"], seat=r["seat_number"])
+                for r in rows}
+
     # --- public reads -------------------------------------------------------------------------
     async def event_detail(
         self, *, slug: str | None = None, event_id: int | None = None, public_only: bool = True,

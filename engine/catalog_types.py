@@ -301,6 +301,14 @@ class Seat(Struct, kw_only=True):
     price: int
 
 
+class SeatLabel(Struct, kw_only=True):
+    """A seat as a buyer reads it: section, row (when numbered by row) and seat number."""
+
+    section: str
+    row: str | None
+    seat: str
+
+
 class Section(Struct, kw_only=True):
     id: int
     name: str

@@ -57,6 +57,7 @@ from storefront.appkeys import (
 from storefront.auth import auth_middleware
 from storefront.buy import api as api_buy
 from storefront.buy import live, picker, webhooks
+from storefront.buy import pages as buy_pages
 from storefront.event_cache import EventCache
 from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
@@ -179,6 +180,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     ticket_keys.install(app)
     app.router.add_routes(picker.routes)
     app.router.add_routes(live.routes)
+    app.router.add_routes(buy_pages.routes)
     app.router.add_routes(pages.routes)
     app.router.add_static("/static/", HERE / "static", name="static", append_version=True)
     return app

@@ -15,7 +15,34 @@ LABELS = {
     "business_name": "business name", "account_type": "account type", "q": "search words",
     "date_from": "start date", "date_to": "end date", "per_page": "number per page",
     "radius_km": "distance", "lat": "latitude", "lng": "longitude",
+    "accept_terms": "terms", "attendees": "attendees", "network": "mobile money network",
+    "method": "payment method",
 }
+
+# checkout refusals (engine/orders.py codes) in words for people
+ORDER_REFUSALS = {
+    "hold_expired": "Your tickets were released because the time to pay ran out. Choose again.",
+    "unknown_hold": "Your tickets were released because the time to pay ran out. Choose again.",
+    "payment_in_progress": "A payment for this order is under way. Finish it or wait for it to "
+                           "fail before changing anything.",
+    "payment_pending": "A payment for this order is under way. Finish it or wait for it to fail.",
+    "already_paid": "This order is already paid.",
+    "cancelled": "This order was cancelled.",
+    "payment_not_started": "The payment could not be started. Try again, or choose another way "
+                           "to pay.",
+    "too_many_attempts": "There were too many payment attempts for this order.",
+    "login_required": "Log in to buy tickets for this event.",
+}
+
+
+def order_refusal(code: str, message: str) -> str:
+    """A refused checkout, payment or cancellation as a sentence."""
+    return ORDER_REFUSALS.get(code, sentence(message))
+
+
+def field_key(field: str) -> str:
+    """`billing.email` or `attendees[1].name` -> the last part, whose wording applies."""
+    return re.split(r"[.\]]", field)[-1].lstrip("[") or field
 
 
 def label(field: str) -> str:
@@ -34,6 +61,8 @@ def sentence(text: str) -> str:
 def _pattern_problem(field: str, _: re.Match[str]) -> str:
     if field == "email":
         return "Enter an email address like name@example.com."
+    if field == "phone":
+        return "Enter a phone number like +265 991 234 567."
     return "This has characters that are not allowed here."
 
 
@@ -51,6 +80,8 @@ _RULES: list[_Rule] = [(re.compile(p), f) for p, f in [
     (r"^unknown field$", lambda *_: "This is not part of the form."),
     (r"^repeated$", lambda *_: "Give this only once."),
     (r"^already registered$", lambda *_: "An account with this email address exists already."),
+    (r"^must be accepted$", lambda *_: "Accept the terms to continue."),
+    (r"^(\d+) expected$", lambda _, m: f"Give one attendee per ticket ({m[1]} tickets)."),
     (f"^{re.escape(inputs.ONE_LINE_PROBLEM)}$",
      lambda *_: "Use one line of plain text, without special control characters."),
     (f"^{re.escape(inputs.CONTROL_PROBLEM)}$",
@@ -62,6 +93,7 @@ _RULES: list[_Rule] = [(re.compile(p), f) for p, f in [
 
 def field_problem(field: str, problem: str) -> str:
     """One refused field's problem as a sentence."""
+    field = field_key(field)
     for pattern, say in _RULES:
         if match := pattern.search(problem):
             return say(field, match)

@@ -6,7 +6,6 @@ the sales made since; the record (Postgres) puts them back before the event sell
 
 from __future__ import annotations
 
-import asyncio
 import shutil
 import socket
 import subprocess
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import msgspec
 import pytest
-import redis.asyncio as redis
 from aiohttp.test_utils import TestClient, TestServer
 
 from engine.audit import audit
@@ -97,7 +95,7 @@ async def test_a_redis_restored_from_an_older_aof_does_not_sell_a_sold_seat_agai
         order = await (await client.post(f"/api/holds/{hold['id']}/checkout", headers=buyer.h, json={
             "billing": {"name": "Tiya", "email": "tiya@example.test"}, "accept_terms": True,
             "use_buyer_details": True})).json()
-        draft, reference, _ = await app[ORDERS].begin_payment(
+        _draft, reference, _ = await app[ORDERS].begin_payment(
             event["id"], hold["id"], f"u:{buyer.user['id']}", "sandbox", "card")
         status = PaymentStatus(reference=reference, gateway_ref="gw", state="succeeded",
                                amount=order["total"], currency="MWK", method="card")
