@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import jinja2
 import redis.asyncio as redis
 from aiohttp import web
 
@@ -100,8 +102,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         app[EXECUTOR].shutdown(wait=True, cancel_futures=True)
 
 
+@functools.cache
+def templates() -> jinja2.Environment:
+    """The pages' Jinja2 environment: one per process, so each template compiles once."""
+    return make_environment(HERE / "templates")
+
+
 def all_routes() -> list:
     return [spec for module in API_MODULES for spec in module.api.routes]
+
+
+@functools.cache
+def openapi_spec() -> dict:
+    """The OpenAPI document of the JSON routes: the same for every app, built once."""
+    return openapi.build(all_routes())
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:
@@ -152,7 +166,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     )
     app[SETTINGS] = settings
     app[KEYS] = Keys(settings.redis_prefix)
-    app[TEMPLATES] = make_environment(HERE / "templates")
+    app[TEMPLATES] = templates()
     app[BACKGROUND] = {}
     app[GATEWAYS] = {}  # filled from the settings at start-up; tests may add their own
     app[SEAT_STATES] = {}
@@ -169,7 +183,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
         app.cleanup_ctx.append(_background(name, run))
     for module in API_MODULES:
         module.api.install(app)
-    spec = openapi.build(all_routes())
+    spec = openapi_spec()
 
     async def openapi_json(request: web.Request) -> web.Response:
         return json_response(spec)

@@ -57,7 +57,8 @@ async def test_a_postponed_event_says_sales_are_paused(client, factory, provider
     assert {p["sale_state"] for p in after["packages"]} == {"paused"}
     html = await page(client, event["slug"])
     assert "On sale now" not in html
-    assert html.count("Sales paused") == 2
+    states = [html.split(f'data-testid="state-{p["id"]}">')[1].split("<")[0] for p in after["packages"]]
+    assert states == ["Paused", "Paused"]
     assert "Ticket sales are paused." in html
 
     # and the holds it shows as paused are indeed refused
@@ -165,10 +166,10 @@ async def test_a_repriced_package_moves_its_seats(client, factory, provider):
 async def test_the_event_page_shows_each_section_s_price_range(client, factory, provider):
     await seated_event(client, factory, provider, slug="seated")
     html = await page(client, "seated")
-    rows = html.split('data-testid="sections"')[1].split("</table>")[0]
+    rows = html.split('data-testid="best-available"')[1].split("</form>")[0]  # its section choice
     assert "Front" in rows and "MWK 23,000.00 – MWK 30,000.00" in rows
     assert "Back" in rows and "MWK 25,000.00" in rows
-    packages = html.split('data-testid="packages"')[1].split("</table>")[0]
+    packages = html.split('data-testid="packages"')[1].split("</ul>")[0]
     assert "MWK 23,000.00 – MWK 30,000.00" in packages  # Stalls: what its seats cost
     assert "MWK 10,000.00" in packages
     listing = await (await client.get("/events")).text()

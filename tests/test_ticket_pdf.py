@@ -95,9 +95,10 @@ async def test_fifty_tickets_render_in_the_pool_without_blocking_the_loop(render
     stop.set()
     await ticking
     assert [len(pypdfium2.PdfDocument(p)) for p in pdfs] == [5] * 10
-    assert len(late) > 10, "the ticker hardly ran"
-    assert max(late) < 0.1, f"the loop stalled {max(late) * 1000:.0f} ms while rendering " \
-                            f"50 tickets in {elapsed:.1f} s"
+    # rendering on the loop would leave the ticker a handful of ticks in all; in the pool it
+    # ticks all along (counted, not timed: a busy machine may delay a single tick)
+    assert len(late) > 10 * elapsed, f"the loop ticked {len(late)} times in {elapsed:.1f} s"
+    assert sorted(late)[len(late) // 2] < 0.05, "the loop was late on most ticks"
 
 
 async def test_store_renders_again_what_is_gone(renderer, tmp_path: Path):
