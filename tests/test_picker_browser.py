@@ -281,7 +281,9 @@ async def test_best_available_holds_seats_side_by_side(page: Page, factory: Fact
     await page.goto(f"/events/{event['slug']}")
     best = page.get_by_test_id("best-available")
     await best.get_by_label("Seats").fill("3")
-    await best.get_by_label("Section").select_option(label="Circle")
+    section = best.get_by_label("Section")
+    await expect(section.locator("option", has_text="Circle")).to_have_text("Circle · MWK 10,000.00")
+    await section.select_option(label="Circle · MWK 10,000.00")
     await best.get_by_role("button", name="Find best seats").click()
     hold = await the_hold(page)
     assert len(hold["seats"]) == 3 and hold["total"] == 3_000_000
