@@ -10,8 +10,13 @@ never shows as a false alarm):
   sales, and every basket names its buyer's one live hold.
 Redis against Postgres (given a pool): an event the catalog has on sale is loaded, at the
 committed catalog version; each package's capacity and every seat block agree with the catalog;
-every order Postgres has a succeeded payment for is a sale in Redis. (Sales against Postgres
-orders and tickets come with fulfillment.)
+every order Postgres has a succeeded payment for is a sale in Redis.
+Redis sales against Postgres orders (fulfillment's record):
+- every order Postgres has confirmed is a sale in Redis, sold, with the same tickets (per package
+  by quantity, and the same seats); one refunded or cancelled there is not sold in Redis;
+- every sale in Redis older than `grace_seconds` (the fulfillment lag; Redis time) has its order
+  in Postgres;
+- every seat with a valid or used ticket in Postgres is sold in Redis to that ticket's order.
 Returns the problems found; an empty list means the books balance.
 """
 
@@ -27,16 +32,27 @@ from engine.inventory import EVENT_KEYS, Inventory
 _STATE_FIELD = {"a": "avail", "h": "held", "s": "sold"}
 
 
-async def audit(inventory: Inventory, event_id: int, pool: asyncpg.Pool | None = None) -> list[str]:
+GRACE_SECONDS = 60.0  # a sale younger than this may not be written to Postgres yet
+
+
+async def audit(inventory: Inventory, event_id: int, pool: asyncpg.Pool | None = None, *,
+                grace_seconds: float = GRACE_SECONDS) -> list[str]:
     keys = dict(zip(EVENT_KEYS, inventory.event_keys(event_id), strict=True))
+    names = ("meta", "stock", "holds", "sales", "seats", "buyers", "baskets", "seatinfo")
+    now = await inventory.client.time()  # Redis time (sales are stamped with it), before reading
+    if isinstance(now, dict):  # a cluster answers per node
+        now = min(now.values())
+    seconds, micros = now
     async with inventory.client.pipeline(transaction=True) as pipe:
-        for name in ("meta", "stock", "holds", "sales", "seats", "buyers", "baskets", "seatinfo"):
+        for name in names:
             pipe.hgetall(keys[name])
-        raw = dict(zip(("meta", "stock", "holds", "sales", "seats", "buyers", "baskets", "seatinfo"),
-                       await pipe.execute(), strict=True))
+        raw = dict(zip(names, await pipe.execute(), strict=True))
     problems = _redis_books(raw)
     if pool is not None:
         problems += await _against_catalog(pool, event_id, raw)
+        if raw["meta"]:
+            now_ms = seconds * 1000 + micros // 1000
+            problems += await _against_orders(pool, event_id, raw, now_ms - grace_seconds * 1000)
     return problems
 
 
@@ -164,4 +180,62 @@ async def _against_catalog(pool: asyncpg.Pool, event_id: int, raw: dict) -> list
     missing = sorted(r["order_number"] for r in paid if r["order_number"] not in sold)
     if missing:
         problems.append(f"{len(missing)} paid order(s) are not sold in Redis: {missing[:10]}")
+    return problems
+
+
+def _count(lines) -> Counter:
+    counted: Counter = Counter()
+    for pid, qty, *_ in lines:
+        counted[int(pid)] += int(qty)
+    return counted
+
+
+async def _against_orders(pool: asyncpg.Pool, event_id: int, raw: dict, settled_before: float
+                          ) -> list[str]:
+    rows = await pool.fetch(
+        "SELECT o.order_number, o.status, t.package_id, t.seat_id FROM orders o LEFT JOIN tickets t "
+        "ON t.order_id = o.id AND t.status IN ('valid', 'used') WHERE o.event_id = $1", event_id)
+    written: dict[str, tuple[str, Counter, set[int]]] = {}
+    for r in rows:
+        _status, ga, seats = written.setdefault(r["order_number"], (r["status"], Counter(), set()))
+        if r["seat_id"] is not None:
+            seats.add(r["seat_id"])
+        elif r["package_id"] is not None:
+            ga[r["package_id"]] += 1
+    sales = {k.decode(): msgspec.json.decode(v) for k, v in raw["sales"].items()
+             if not k.startswith(b"hold:")}
+    live_seats = {int(k): v.decode() for k, v in raw["seats"].items()}
+    problems: list[str] = []
+    missing, differ, unsold, wrong_seats = [], [], [], []
+    for number, (status, ga, seats) in sorted(written.items()):
+        sale = sales.get(number)
+        sold = sale is not None and sale["state"] == "sold"
+        if status != "confirmed":
+            if sold:
+                unsold.append(f"{number} ({status})")
+            continue
+        if not sold:
+            missing.append(number)
+            continue
+        if _count(sale.get("ga") or []) != ga or {int(x[0]) for x in sale.get("seats") or []} != seats:
+            differ.append(number)
+        wrong_seats += [f"{sid} ({live_seats.get(sid)!r})" for sid in sorted(seats)
+                        if live_seats.get(sid) != f"s:{number}"]
+    unwritten = sorted(n for n, sale in sales.items()
+                       if sale["state"] == "sold" and n not in written and sale.get("at", 0) <= settled_before)
+    if missing:
+        problems.append(f"{len(missing)} order(s) Postgres has confirmed are not sold in Redis: "
+                        f"{missing[:10]}")
+    if differ:
+        problems.append(f"{len(differ)} order(s) have other tickets in Postgres than in Redis: "
+                        f"{differ[:10]}")
+    if unsold:
+        problems.append(f"{len(unsold)} order(s) refunded or cancelled in Postgres are sold in "
+                        f"Redis: {unsold[:10]}")
+    if wrong_seats:
+        problems.append(f"{len(wrong_seats)} seat(s) with a valid ticket in Postgres are not sold "
+                        f"to its order in Redis: {wrong_seats[:10]}")
+    if unwritten:
+        problems.append(f"{len(unwritten)} sale(s) in Redis older than the grace period have no "
+                        f"order in Postgres (fulfillment behind or failing?): {unwritten[:10]}")
     return problems

@@ -42,8 +42,11 @@ def check_transition(current: str, target: str) -> None:
 def event_sale_status(event_status: str, live_status: str | None) -> str:
     """Whether an event sells right now: `on_sale`, `paused` or `closed`. A published event sells
     when the inventory says so (`live_status`, None when its stock is not loaded); a postponed one
-    is paused; drafts, cancelled and completed events sell nothing."""
+    is paused (so is one whose sales are being restored from the record); drafts, cancelled and
+    completed events sell nothing."""
     if event_status == "published":
+        if live_status == "restoring":
+            return "paused"
         return live_status if live_status in ("on_sale", "paused") else "closed"
     return "paused" if event_status == "postponed" else "closed"
 

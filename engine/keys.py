@@ -126,6 +126,12 @@ class Keys:
         """Where an order's draft is: "<event id>:<hold id>" (engine/orders.py)."""
         return f"{self.prefix}:order:{_untag(order_number)}"
 
+    def reconciled_epoch(self) -> str:
+        """The Redis run id whose data the record was last re-applied to (engine/onsale.py): a
+        Redis that restarted (from an older copy, say) has another run id, and its events are
+        restored from the record before they sell again."""
+        return f"{self.prefix}:reconciled_epoch"
+
     def events_on_sale(self) -> str:
         """Set of event ids whose stock is loaded (never touched inside an event's script)."""
         return f"{self.prefix}:events:on_sale"

@@ -107,6 +107,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mail: bool = True
     mail_retry_seconds: float = 30.0
     mail_max_attempts: int = 8
+    # fulfillment: an order entry a worker took and has not acknowledged for this long (it died)
+    # is claimed by another; `kwika audit` expects a sale in Postgres this long after Redis made it
+    fulfillment_claim_idle_ms: int = 30_000
+    audit_grace_seconds: int = 60
     # the development mailbox (an SMTP server inside `kwika up` and its page /dev/mailbox); set
     # by `kwika up` when no SMTP host is configured, never on with one
     dev_mailbox: bool = False
@@ -231,6 +235,8 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_MAIL_RETRY_SECONDS": "mail_retry_seconds",
     "KWIKA_MAIL_MAX_ATTEMPTS": "mail_max_attempts",
     "KWIKA_DEV_MAILBOX": "dev_mailbox",
+    "KWIKA_CLAIM_IDLE_MS": "fulfillment_claim_idle_ms",
+    "KWIKA_AUDIT_GRACE": "audit_grace_seconds",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -266,6 +272,8 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "ticket_render_workers": (0, 256),
     "smtp_timeout_seconds": (1, 600),
     "mail_max_attempts": (1, 100),
+    "fulfillment_claim_idle_ms": (100, 3_600_000),
+    "audit_grace_seconds": (0, 7 * 24 * 3600),
 }
 
 

@@ -78,7 +78,16 @@ class Fulfillment:
         for event_id in await self.events():
             await self._group(event_id)
             key = self.stream(event_id)
-            fresh = await self.client.xreadgroup(GROUP, self.consumer, {key: ">"}, count=self.batch)
+            try:
+                fresh = await self.client.xreadgroup(GROUP, self.consumer, {key: ">"},
+                                                     count=self.batch)
+            except ResponseError as exc:  # Redis lost the stream (restored from the record since)
+                if "NOGROUP" not in str(exc):
+                    raise
+                self._groups.discard(event_id)
+                await self._group(event_id)
+                fresh = await self.client.xreadgroup(GROUP, self.consumer, {key: ">"},
+                                                     count=self.batch)
             for _, entries in fresh:
                 for entry_id, fields in entries:
                     done += await self.handle(event_id, entry_id, fields)

@@ -12,7 +12,9 @@ from fulfillment.consumer import Fulfillment
 from fulfillment.issuing import Issuer
 
 
-async def run_fulfillment(inventory: Inventory, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    """Write confirmed sales to Postgres until `stop` is set."""
+async def run_fulfillment(inventory: Inventory, pool: asyncpg.Pool, stop: asyncio.Event, *,
+                          claim_idle_ms: int = 30_000) -> None:
+    """Write confirmed sales to Postgres until `stop` is set (entries a dead worker left pending
+    are claimed after `claim_idle_ms`)."""
     issuer = Issuer(pool, inventory.client, inventory.keys)
-    await Fulfillment(inventory, pool, after_write=issuer).run(stop)
+    await Fulfillment(inventory, pool, claim_idle_ms=claim_idle_ms, after_write=issuer).run(stop)

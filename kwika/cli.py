@@ -170,7 +170,8 @@ async def _audit(settings: Settings, event_ids: list[int]) -> int:
         if not event_ids:
             print("no events on sale")
         for event_id in event_ids:
-            problems = await audit(inventory, event_id, pool)
+            problems = await audit(inventory, event_id, pool,
+                                   grace_seconds=settings.audit_grace_seconds)
             print(f"event {event_id}: " + ("books balance" if not problems else
                                           f"{len(problems)} problem(s)"))
             for problem in problems:
@@ -215,7 +216,8 @@ async def _work_until_signalled(settings: Settings) -> None:
     payments = Payments(pool, inventory, Orders(inventory), gateways)
     sweeper = asyncio.create_task(sweep_forever(
         inventory, jobs=worker_jobs(catalog, inventory, payments)), name="sweeper")
-    fulfilling = asyncio.create_task(run_fulfillment(inventory, pool, stop), name="fulfillment")
+    fulfilling = asyncio.create_task(run_fulfillment(
+        inventory, pool, stop, claim_idle_ms=settings.fulfillment_claim_idle_ms), name="fulfillment")
     mailing = asyncio.create_task(run_mail(settings, pool, client, inventory.keys, stop),
                                   name="mail")
     try:
@@ -241,7 +243,8 @@ def _worker_loops() -> dict:
     from storefront.appkeys import DB, INVENTORY, KEYS, REDIS, SETTINGS
 
     async def fulfillment(app, stop: asyncio.Event) -> None:
-        await run_fulfillment(app[INVENTORY], app[DB], stop)
+        await run_fulfillment(app[INVENTORY], app[DB], stop,
+                              claim_idle_ms=app[SETTINGS].fulfillment_claim_idle_ms)
 
     async def mail(app, stop: asyncio.Event) -> None:
         await run_mail(app[SETTINGS], app[DB], app[REDIS], app[KEYS], stop)

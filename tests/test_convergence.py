@@ -127,8 +127,9 @@ async def test_a_load_that_fails_after_commit_answers_and_is_retried(client, fac
 
 
 async def test_blocks_committed_while_redis_was_gone_are_reapplied(client, factory, db, rds):
-    """Redis lost the event, the provider blocked and unblocked seats meanwhile, Redis came back
-    from an older copy: reconciliation re-applies every block and unblock the catalog holds."""
+    """Redis lost the event (the next load restores it from the record), the provider blocked
+    and unblocked seats meanwhile, then Redis came back from an older copy: reconciliation
+    re-applies every block and unblock the catalog holds."""
     provider = await factory.user("provider")
     event = await factory.event(provider, requires_seating=True)
     pkg = await factory.package(provider, event["id"])
@@ -145,8 +146,11 @@ async def test_blocks_committed_while_redis_was_gone_are_reapplied(client, facto
     assert resp.status == 200
     resp = await client.post(block, headers=provider.h, json={"seat_ids": [seats[3]], "blocked": False})
     assert resp.status == 200
+    live = (await inventory.availability(event["id"], with_seats=True))
+    assert live.status == "on_sale"  # restored at once by the load after the commit
+    assert [live.seats[s] for s in seats] == ["blocked", "blocked", "available", "available"]
     for key, value in saved.items():  # the older copy comes back
-        await rds.restore(key, 0, value)
+        await rds.restore(key, 0, value, replace=True)
     assert any("blocked in the catalog" in p or "catalog version" in p
                for p in await audit(inventory, event["id"], db))
     assert await reconcile_once(app[CATALOG], inventory) == 1

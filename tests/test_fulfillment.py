@@ -5,6 +5,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import asyncpg
 import msgspec
@@ -16,6 +21,7 @@ from fulfillment.issuing import GateTicket, Issuer
 from storefront.appkeys import DB, INVENTORY
 
 EV = "/api/provider/events"
+ROOT = Path(__file__).resolve().parents[1]
 BILLING = Billing(name="Mphatso Jere", email="mphatso@example.test", phone="+265991000111")
 
 
@@ -227,3 +233,70 @@ async def test_the_stream_is_trimmed_only_below_what_was_acknowledged(client, fa
     assert await heir.round() == 2
     await heir.round()
     assert await inventory.client.xlen(stream) <= 1  # all acknowledged: trimmed
+
+
+def _worker(settings, env_extra: dict[str, str], log: Path) -> subprocess.Popen:
+    """`kwika worker` as its own process, on this test's Redis prefix and database."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "REDIS_URL": settings.redis_url,
+           "DATABASE_URL": settings.database_url, "KWIKA_REDIS_PREFIX": settings.redis_prefix,
+           "KWIKA_SECRET_KEY": settings.secret_key, "KWIKA_MAIL": "false",
+           "KWIKA_LOG_LEVEL": "WARNING", "KWIKA_LOG_JSON": "false", **env_extra}
+    with log.open("ab") as out:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-c", "import sys; from kwika.cli import main; sys.exit(main(['worker']))"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=out)
+
+
+async def _until(check, what: str, seconds: float = 60, poll: float = 0.02):
+    """Poll `check()` until it is truthy (a condition with a deadline, not a fixed wait)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if value := await check():
+            return value
+        await asyncio.sleep(poll)
+    raise AssertionError(f"{what}: not within {seconds} s")
+
+
+async def test_a_worker_process_killed_mid_burst_writes_each_ticket_once(client, factory, db,
+                                                                         settings, tmp_path):
+    """A real `kwika worker` is SIGKILLed while it writes a burst of orders; a new one, once the
+    dead one's entries have been idle `KWIKA_CLAIM_IDLE_MS`, claims them: every order and every
+    ticket is written exactly once, the sold counters count each once."""
+    app = client.server.app
+    inventory = app[INVENTORY]
+    orders = 200
+    event, pkg, _ = await _event(client, factory, capacity=2 * orders)
+    await asyncio.gather(*[_sell(inventory, event["id"], f"u:{n}", {pkg["id"]: 2},
+                                 number=f"ORD-1-K{n:04d}") for n in range(orders)])
+    count = "SELECT count(*) FROM orders WHERE event_id = $1"
+    first = _worker(settings, {"KWIKA_CLAIM_IDLE_MS": "300"}, tmp_path / "worker.log")
+    try:
+        await _until(lambda: db.fetchval(count, event["id"]), "the first worker writes")
+        first.kill()  # SIGKILL: no cleanup, its entries stay pending
+        first.wait(10)
+        written = await db.fetchval(count, event["id"])
+        assert 0 < written < orders, f"killed after {written} of {orders}: not mid-burst"
+        second = _worker(settings, {"KWIKA_CLAIM_IDLE_MS": "300"}, tmp_path / "worker.log")
+        try:
+            await _until(lambda: _all_written(db, inventory, event["id"], orders),
+                         "the second worker finishes the burst")
+        finally:
+            second.terminate()
+            second.wait(20)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait(10)
+    assert await db.fetchval(count, event["id"]) == orders
+    assert await db.fetchval("SELECT count(*) FROM tickets WHERE event_id = $1", event["id"]) == 2 * orders
+    assert await db.fetchval("SELECT count(*) FROM orders o WHERE o.event_id = $1 AND (SELECT count(*) "
+                             "FROM tickets t WHERE t.order_id = o.id) <> 2", event["id"]) == 0
+    assert await db.fetchval("SELECT tickets_sold FROM events WHERE id = $1", event["id"]) == 2 * orders
+    assert await db.fetchval("SELECT sold FROM ticket_packages WHERE id = $1", pkg["id"]) == 2 * orders
+    assert await inventory.client.xlen(inventory.keys.dead_letters()) == 0
+
+
+async def _all_written(db, inventory, event_id: int, orders: int) -> bool:
+    stream = inventory.keys.event(event_id, "orders")
+    return (await db.fetchval("SELECT count(*) FROM orders WHERE event_id = $1", event_id) == orders
+            and (await inventory.client.xpending(stream, GROUP))["pending"] == 0)

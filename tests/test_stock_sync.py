@@ -134,22 +134,24 @@ async def test_currency_is_fixed_once_published(client, factory):
     assert resp.status == 422 and "currency" in (await resp.json())["fields"]
 
 
-async def test_lost_redis_state_is_not_reloaded_as_unsold(client, factory, rds, caplog):
+async def test_lost_redis_state_is_restored_from_the_record_not_refused(client, factory, rds, caplog):
+    """The old policy refused such an event (`stock_lost`); now it is restored from the record
+    (tests/test_recovery.py has the sales): the catalog change is kept and the event sells."""
     provider = await factory.user("provider")
     event = await factory.published_event(provider)
     inventory = client.server.app[INVENTORY]
     await rds.delete(*inventory.event_keys(event["id"]))  # Redis lost its data
-    with caplog.at_level(logging.ERROR):  # the catalog is the record: the change is kept
+    with caplog.at_level(logging.WARNING):  # the catalog is the record: the change is kept
         resp = await client.post(f"{EV}/{event['id']}/packages", headers=provider.h,
                                  json={"name": "More", "price": 100, "capacity": 5})
     assert resp.status == 201
-    assert "stock is gone" in caplog.text
-    assert (await inventory.availability(event["id"])).status is None
+    assert "restoring it from the record" in caplog.text
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    live = await inventory.availability(event["id"])
+    assert live.status == "on_sale" and live.packages[(await resp.json())["id"]].available == 5
     catalog = connect(Catalog(client.server.app[CATALOG].pool), inventory)
-    with caplog.at_level(logging.ERROR):
-        assert await sync_all(catalog, inventory) == 0
-    assert "stock is gone" in caplog.text
-    assert (await inventory.availability(event["id"])).status is None
+    assert await sync_all(catalog, inventory) == 1
+    assert (await inventory.availability(event["id"])).status == "on_sale"
 
 
 async def test_confirm_refuses_refunded_orders_and_second_orders(client, factory):

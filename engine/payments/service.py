@@ -17,7 +17,7 @@ from collections.abc import Mapping
 import asyncpg
 import msgspec
 
-from engine.errors import Conflict, Invalid
+from engine.errors import Busy, Conflict, Invalid, TryLater
 from engine.inventory import HoldRefused, Inventory
 from engine.orders import OrderDraft, Orders, order_of_reference, sale_record
 from engine.payments.base import (
@@ -193,6 +193,8 @@ class Payments:
             await self.inventory.confirm(draft.event_id, draft.as_hold(), draft.order_number,
                                          extra=msgspec.to_builtins(record))
         except HoldRefused as refused:
+            if refused.reason == "restoring":  # open again in moments: retried, never refunded
+                raise Busy(str(refused), retry_after=2, code="restoring") from None
             return "refund_due", str(refused)
         return "succeeded", None
 
@@ -250,9 +252,12 @@ class Payments:
                 log.info("status of %s unknown for now: %s", reference, exc.message)
                 status = None
             if status is not None and status.state != "pending":
-                await self.settle(WebhookEvent(gateway=gateway_name,
-                                               event_id=f"status:{reference}:{status.state}",
-                                               status=status), msgspec.json.encode(status))
+                try:
+                    await self.settle(WebhookEvent(gateway=gateway_name,
+                                                   event_id=f"status:{reference}:{status.state}",
+                                                   status=status), msgspec.json.encode(status))
+                except TryLater as exc:  # its event is being restored: due again next round
+                    log.info("payment %s waits: %s", reference, exc.message)
             else:  # still pending: ask again later, not in every round
                 await self.client.zadd(key, {member: time.time()}, xx=True)
         return len(due)

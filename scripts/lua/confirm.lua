@@ -19,7 +19,11 @@
 -- ARGV[5] JSON object of extra order fields for the stream entry (payment reference, ...)
 -- ARGV[6] "restore" to re-apply a sale the record (Postgres) holds but this Redis lost (restored
 --         from an older copy): the sale rules and limits are not asked again, a seat another
---         hold sits on is taken back from it; "" otherwise
+--         hold sits on is taken back from it, and so are tickets of a package whose available
+--         stock live holds took (the newest holds give way first); "" otherwise
+-- While the event is `restoring` (its sales being re-applied from the record, engine/onsale.py)
+-- only a restore is made; any other confirm is refused `restoring` and is to be retried, not
+-- refunded: the event opens again in moments.
 -- returns JSON {ok = true, sale = {...}, retaken = bool, replay = bool} or {ok = false, reason, ...}
 -- The orders stream is never trimmed here: entries leave it only once every consumer group
 -- has acknowledged them (fulfillment).
@@ -65,6 +69,7 @@ if sold_as then return refuse('hold_already_sold', {order = sold_as}) end
 
 local now = now_ms()
 local status, _, buyer_cap = event_meta()
+if status == 'restoring' and not restore then return refuse('restoring') end
 local raw = redis.call('HGET', K.holds, hold_id)
 local hold, retaken
 -- the live hold must be the basket the order was made for: a hold id can come back (the same
@@ -136,6 +141,24 @@ else
   if not restore then
     local refused = check_take(lines, buyer, now, true, buyer_cap)
     if refused then return refused end
+  else
+    -- the record's sale comes first: live holds (the newest first) give back what it needs
+    for _, line in ipairs(lines) do
+      local pid = tostring(line[1])
+      local function avail() return tonumber(redis.call('HGET', K.stock, pid .. ':avail') or '0') end
+      if avail() < line[2] then
+        for _, other_id in ipairs(redis.call('ZREVRANGE', K.expiry, 0, -1)) do
+          if avail() >= line[2] then break end
+          local other = redis.call('HGET', K.holds, other_id)
+          if other then
+            other = cjson.decode(other)
+            for _, l in ipairs(other.lines) do
+              if tostring(l[1]) == pid then drop_hold(other); break end
+            end
+          end
+        end
+      end
+    end
   end
   for _, line in ipairs(lines) do
     local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')

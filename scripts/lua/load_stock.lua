@@ -15,7 +15,8 @@
 -- KEYS[1..11] the event keys of includes/common.lua; KEYS[12] the seat layout (zset: seat id ->
 --         section_rank * 1e10 + row_rank * 1e5 + column), KEYS[13] section id -> section rank
 --         (both for best_available.lua; written by full loads)
--- ARGV[1] JSON {mode, version, final, status, currency, guests, buyer_cap,
+-- ARGV[1] JSON {mode, version, final, status (on_sale | paused | closed | restoring), currency,
+--         guests, buyer_cap,
 --         packages = [{id, capacity, sold, price, min, max, limit, opens, closes, active, seated}],
 --         sections = [[section id, rank], ...],
 --         seats = [{id, p, price, state, r = row rank, c = column}]}
@@ -28,7 +29,10 @@
 --         'package_sold_by_quantity' | 'seat_unavailable' | 'bad_input', ...}
 --- @include "common"
 
-local STATUS_RANK = {on_sale = 0, paused = 1, closed = 2}
+-- `restoring`: loaded from the record after Redis lost the event, its sales not yet re-applied
+-- (engine/onsale.py); nothing is held or sold until open_stock.lua opens it. The strictest: a
+-- narrowing load never lifts it.
+local STATUS_RANK = {on_sale = 0, paused = 1, closed = 2, restoring = 3}
 local data = json_of(ARGV[1])
 local function bad(what) return refuse('bad_input', {argument = what}) end
 if not data then return bad('payload') end

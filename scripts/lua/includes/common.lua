@@ -1,7 +1,7 @@
 -- Shared helpers, pasted by the loader where a script says `--- @include "common"`.
 -- Every event script receives the same eleven keys first, all carrying the event's hash tag:
 local K = {
-  meta = KEYS[1],      -- hash: status (on_sale | paused | closed), currency, guests (1 | 0),
+  meta = KEYS[1],      -- hash: status (on_sale | paused | closed | restoring), currency, guests (1 | 0),
                        --       buyer_cap (tickets per buyer for the event, 0 = none),
                        --       version (catalog version loaded), pending (a narrowing load ran)
   pkgs = KEYS[2],      -- hash: package id -> JSON {price, min, max, limit, opens, closes, active, seated}
