@@ -161,6 +161,9 @@ async def test_a_transfer_revokes_the_old_code_and_issues_a_new_one_once(client,
     ticket = next(t for t in order.tickets if t.number == number)
     (doc,) = order_doc(KEYRING, order, [ticket]).tickets  # what the new holder is emailed
     assert verify_ticket(KEYRING.public_keys, doc.payload).generation == gate["g"]
+    taken_back = await client.post(f"/api/tickets/{number}/transfer", headers=a.h, json={
+        "name": "Someone Else", "email": "else@example.test"})  # it is theirs now
+    assert taken_back.status == 409 and (await taken_back.json())["error"] == "ticket_transferred"
     assert await entries(app, "transfer") == [
         {"order": "ORD-1-A", "event": str(event_id), "kind": "transfer", "ticket": number}]
     page = await (await client.get(f"/my/tickets/{number}?done=transferred", headers=a.h)).text()

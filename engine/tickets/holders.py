@@ -58,13 +58,19 @@ class Transferred:
 
 
 def transfer_refusal(status: str, order_status: str, event_status: str, event_ends_at: datetime,
-                     now: datetime) -> tuple[str, str] | None:
-    """Why a ticket may not be transferred now, as (code, sentence); None when it may."""
+                     now: datetime, transferred: bool = False) -> tuple[str, str] | None:
+    """Why a ticket may not be transferred now, as (code, sentence); None when it may.
+
+    A ticket its buyer gave away is the new holder's: the buyer cannot take it back by giving it
+    to a third person (which would let a seller revoke what they sold)."""
     if status in _STATUS_WORDS:
         return f"ticket_{'cancelled' if status == 'revoked' else status}", _STATUS_WORDS[status]
     if order_status != "confirmed":
         return ("order_" + order_status,
                 f"This order was {order_status}, so its tickets cannot be given to anyone.")
+    if transferred:
+        return ("ticket_transferred",
+                "You already gave this ticket to someone else: it is theirs now.")
     if event_status == "cancelled":
         return ("event_cancelled",
                 "This event was cancelled, so its tickets cannot be given to anyone.")
@@ -93,7 +99,10 @@ class BuyerTickets:
             row = await conn.fetchrow(
                 """SELECT t.id, t.order_id, t.event_id, t.status, t.generation, t.package_id,
                           t.seat_id, t.attendee_name, t.attendee_email, o.order_number, o.buyer,
-                          o.status AS order_status, e.status AS event_status, e.ends_at
+                          o.status AS order_status, e.status AS event_status, e.ends_at,
+                          EXISTS (SELECT 1 FROM order_history h WHERE h.order_id = t.order_id
+                                  AND h.ticket_id = t.id AND h.change = 'transferred')
+                              AS transferred
                    FROM tickets t JOIN orders o ON o.id = t.order_id
                    JOIN events e ON e.id = t.event_id
                    WHERE t.ticket_number = $1 FOR UPDATE OF t""", ticket_number)
@@ -107,7 +116,7 @@ class BuyerTickets:
                 return Transferred(ticket_number, row["order_number"], row["event_id"],
                                    row["generation"], to["name"], to["email"], repeated=True)
             refusal = transfer_refusal(row["status"], row["order_status"], row["event_status"],
-                                       row["ends_at"], now)
+                                       row["ends_at"], now, row["transferred"])
             if refusal is not None:
                 raise TransferRefused(refusal[1], code=refusal[0])
             generation = row["generation"] + 1

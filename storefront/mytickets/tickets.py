@@ -145,7 +145,7 @@ async def cards(request: web.Request, orders: list[OrderFacts], *, with_codes: b
         for ticket in order.tickets:
             status = ticket.shown_status
             refusal = transfer_refusal(ticket.status, order.status, order.event.status,
-                                       order.event.ends_at, now)
+                                       order.event.ends_at, now, ticket.transferred)
             plain.append((order, ticket, status, past,
                           refusal[1] if refusal else None))
     shown = [(o.event.id, t) for o, t, status, past, _ in plain
