@@ -110,6 +110,10 @@ class Keys:
         """Stream of written orders whose tickets are to be sent (fulfillment/issuing.py)."""
         return f"{self.prefix}:fulfillment:deliveries"
 
+    def resends(self, order_number: str) -> str:
+        """Counter of one order's "send my tickets again" requests in the current hour."""
+        return f"{self.prefix}:rl:resend:{_untag(order_number)}"
+
     def dev_mailbox(self) -> str:
         """List of the development mailbox's message ids, newest first (engine/mailbox.py)."""
         return f"{self.prefix}:devmail:ids"

@@ -32,6 +32,7 @@ from storefront import (
     api_public,
     dev_mailbox,
     headers,
+    mytickets,
     openapi,
     ops,
     pages,
@@ -63,12 +64,14 @@ from storefront.buy import pages as buy_pages
 from storefront.event_cache import EventCache
 from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
+from storefront.mytickets import api as api_mytickets
 from storefront.sandbox import install as install_sandbox
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
 CLOSE_TIMEOUT = 10.0
-API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider, api_admin)
+API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider, api_admin,
+               api_mytickets)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
@@ -192,6 +195,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     app.router.add_routes(ops.routes)
     app.router.add_routes(webhooks.routes)
     ticket_keys.install(app)
+    mytickets.install(app)
     app.router.add_routes(picker.routes)
     app.router.add_routes(live.routes)
     app.router.add_routes(buy_pages.routes)

@@ -321,4 +321,5 @@ async def confirmation(request: web.Request) -> web.Response:
         "d": draft, "s": s, "paid": paid, "methods": METHODS, "guest": guest,
         "signed_in": request.get(SESSION) is not None,
         "link": f"{public_url(request)}{order_link(request, draft.order_number)}",
+        "tickets_link": _link(request, draft, "/tickets"),
     }, headers=NO_STORE)
