@@ -194,7 +194,10 @@ def concrete(path: str) -> str:
     """A request path for a route pattern: 1 for numeric parameters, `x` for the rest."""
     def value(m: re.Match) -> str:
         name, pattern = m.group(1), m.group(2) or ""
-        return "1" if "\\d" in pattern or name.endswith("id") else "x"
+        if pattern:  # the first sample the route's own pattern accepts
+            samples = ("1", "1111", "x", "TKT-1-ABCD", "ORD-1-ABCD", "H1-abcd")
+            return next(v for v in samples if re.fullmatch(pattern, v))
+        return "1" if name.endswith("id") else "x"
     return re.sub(r"\{(\w+)(?::((?:[^{}]|\{[^{}]*\})+))?\}", value, path)
 
 
@@ -202,7 +205,8 @@ def test_concrete_paths():
     assert concrete(r"/api/provider/events/{event_id:\d+}/packages/{package_id:\d+}") == \
         "/api/provider/events/1/packages/1"
     assert concrete("/api/events/{slug}") == "/api/events/x"
-    assert concrete(r"/a/{code:\d{4}}") == "/a/1"
+    assert concrete(r"/a/{code:\d{4}}") == "/a/1111"
+    assert concrete(r"/t/{n:TKT-[0-9]{1,19}-[0-9A-Z]{4,24}}") == "/t/TKT-1-ABCD"
 
 
 PROTECTED = [spec for spec in all_routes() if spec.roles is not None]
