@@ -217,6 +217,53 @@ async def test_postgres_away_for_a_while_loses_nothing(client, factory, settings
         await outage.cut()
 
 
+OUTAGE_SECONDS = 30  # the issue's figure: long enough for many rounds, pool reconnects, claims
+
+
+async def test_postgres_stopped_for_30_seconds_under_the_running_worker_loses_nothing(
+        client, factory, settings):
+    """The worker's own loop (not hand-driven rounds) runs through a 30 s outage: orders sold
+    meanwhile wait in the stream, none is dead-lettered for it, the loop survives, and all are
+    written once Postgres is back."""
+    app = client.server.app
+    event, pkg, _ = await _event(client, factory)
+    from urllib.parse import urlsplit
+    url = urlsplit(settings.database_url)
+    if url.hostname is None:
+        pytest.skip("the proxy needs Postgres on TCP (DATABASE_URL)")
+    outage = Outage(url.hostname, url.port or 5432)
+    await outage.start()
+    dsn = settings.database_url.replace(f"{url.hostname}:{url.port or 5432}",
+                                        f"127.0.0.1:{outage.port}")
+    pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    inventory = app[INVENTORY]
+    desk = Fulfillment(inventory, pool, claim_idle_ms=0,
+                       after_write=Issuer(pool, inventory.client, inventory.keys))
+    stop = asyncio.Event()
+    loop_task = asyncio.create_task(desk.run(stop, idle=0.1))
+    try:
+        await outage.cut()
+        started = time.monotonic()
+        for n in range(5):
+            await _sell(inventory, event["id"], f"u:{n}", {pkg["id"]: 1}, number=f"ORD-1-LONG{n}")
+        # the outage itself is what is tested: it lasts its length, whatever the worker does
+        await asyncio.sleep(OUTAGE_SECONDS - (time.monotonic() - started))
+        assert not loop_task.done(), "the worker's loop ended during the outage"
+        assert await app[DB].fetchval("SELECT count(*) FROM orders") == 0
+        assert await inventory.client.xlen(inventory.keys.dead_letters()) == 0
+        await outage.start()
+        async with asyncio.timeout(30):
+            while await app[DB].fetchval("SELECT count(*) FROM orders") < 5:
+                await asyncio.sleep(0.1)
+        assert await app[DB].fetchval("SELECT count(*) FROM tickets") == 5
+        assert await inventory.client.xlen(inventory.keys.dead_letters()) == 0
+    finally:
+        stop.set()
+        await loop_task
+        await pool.close()
+        await outage.cut()
+
+
 async def test_the_stream_is_trimmed_only_below_what_was_acknowledged(client, factory):
     app = client.server.app
     event, pkg, _ = await _event(client, factory, capacity=50)
