@@ -26,6 +26,7 @@ from engine.catalog import Catalog
 from engine.errors import Conflict
 from engine.inventory import HoldRefused, Inventory
 from engine.orders import Attendee, Billing, SaleRecord
+from engine.tickets import gate
 
 log = logging.getLogger(__name__)
 LIVE = ("published", "postponed")
@@ -38,7 +39,8 @@ async def sync_event(catalog: Catalog, inventory: Inventory, event_id: int,
 
     Restored from the record: an event whose Redis state may have lost sales is first made
     `restoring` (nothing is held or sold), loaded, given back every sale the record holds
-    (`reapply_sales`), and only then opened at its committed status. That is an event loaded
+    (`reapply_sales`), its gate register brought up to the tickets table (`gate.rebuild`: a
+    revoked generation or a refund an older copy forgot is not admitted again), and only then opened at its committed status. That is an event loaded
     before whose Redis state is gone, one a restoration left unfinished, and with `recover`
     every event (Redis restarted, perhaps from an older copy: see `reconcile_once`)."""
     detail = await catalog.event_detail(event_id=event_id, public_only=False, conn=conn)
@@ -62,7 +64,11 @@ async def sync_event(catalog: Catalog, inventory: Inventory, event_id: int,
         log.error("event %d: seats %s are blocked in the catalog but held or sold in Redis, or "
                   "belong to a package sold by quantity", event_id, result.conflicts[:20])
     await reapply_sales(inventory, event_id, conn)
-    if restoring:
+    if restoring:  # the gate register too may be older than the record: move it up to it
+        raised = await gate.rebuild(inventory.client, inventory.keys, event_id, conn)
+        if raised:
+            log.warning("event %d: %d gate register entr(ies) brought up to the record",
+                        event_id, raised)
         await inventory.open(detail)
     if loaded_before is None:
         await conn.execute("UPDATE events SET stock_loaded_at = now() WHERE id = $1", event_id)

@@ -64,6 +64,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     guests_per_ip_per_minute: int = 60
     # per-address limits count an IPv6 client by its network of this prefix length
     ipv6_prefix: int = 64
+    # live-availability streams (GET /events/{id}/live) open at once per client address and per
+    # storefront process; both counted in the process
+    live_streams_per_ip: int = 20
+    live_streams_per_process: int = 2000
     password_hash_concurrency: int = 2
     password_hash_queue: int = 32
     login_per_ip_per_minute: int = 60
@@ -200,6 +204,8 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_HOLDS_PER_IP_PER_MINUTE": "holds_per_ip_per_minute",
     "KWIKA_GUESTS_PER_IP_PER_MINUTE": "guests_per_ip_per_minute",
     "KWIKA_IPV6_PREFIX": "ipv6_prefix",
+    "KWIKA_LIVE_STREAMS_PER_IP": "live_streams_per_ip",
+    "KWIKA_LIVE_STREAMS_PER_PROCESS": "live_streams_per_process",
     "KWIKA_PASSWORD_HASH_CONCURRENCY": "password_hash_concurrency",
     "KWIKA_PASSWORD_HASH_QUEUE": "password_hash_queue",
     "KWIKA_LOGIN_PER_IP_PER_MINUTE": "login_per_ip_per_minute",
@@ -255,6 +261,8 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "holds_per_ip_per_minute": (0, 1_000_000),
     "guests_per_ip_per_minute": (0, 1_000_000),
     "ipv6_prefix": (32, 128),
+    "live_streams_per_ip": (1, 100_000),
+    "live_streams_per_process": (1, 1_000_000),
     "password_hash_concurrency": (1, 256),
     "password_hash_queue": (0, 100_000),
     "login_per_ip_per_minute": (1, 1_000_000),

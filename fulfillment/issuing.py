@@ -6,6 +6,9 @@ The gate's register, `Keys.event(event_id, "tickets")` (a hash under the event's
 script of the gate touches one slot): ticket number -> JSON {s: status valid | used | cancelled |
 refunded | revoked, g: generation (a transfer makes the next; older payloads are refused),
 p: package id, seat: seat id or null, n: attendee name}. Format v1; the check-in issue extends it.
+It is written through `engine.tickets.gate.register` (scripts/lua/register_tickets.lua), which
+only moves it forward: the read below may be stale (a transfer or a check-in landing after it),
+and then the register keeps the newer state.
 The delivery queue, `Keys.deliveries()`: a stream of {order, event} consumed by the mail worker
 (fulfillment/mail/delivery.py documents the entry format, `kind` resend | transfer included). An
 order written twice is queued twice; the email log sends its tickets once.
@@ -14,19 +17,13 @@ order written twice is queued twice; the email log sends its tickets once.
 from __future__ import annotations
 
 import asyncpg
-import msgspec
 import redis.asyncio as redis
 
 from engine.keys import Keys
+from engine.tickets.gate import GateTicket, register
 from fulfillment.writer import Entry
 
-
-class GateTicket(msgspec.Struct, kw_only=True):
-    s: str
-    g: int
-    p: int
-    seat: int | None
-    n: str
+__all__ = ["GateTicket", "Issuer", "gate_tickets"]
 
 
 async def gate_tickets(pool: asyncpg.Pool, order_number: str) -> dict[str, GateTicket]:
@@ -47,7 +44,6 @@ class Issuer:
     async def __call__(self, entry: Entry) -> None:
         tickets = await gate_tickets(self.pool, entry.order_number)
         if tickets:
-            await self.client.hset(self.keys.event(entry.event_id, "tickets"), mapping={
-                number: msgspec.json.encode(t) for number, t in tickets.items()})
+            await register(self.client, self.keys.event(entry.event_id, "tickets"), tickets.items())
         await self.client.xadd(self.keys.deliveries(), {"order": entry.order_number,
                                                         "event": str(entry.event_id)})

@@ -173,6 +173,8 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     app[BACKGROUND] = {}
     app[GATEWAYS] = {}  # filled from the settings at start-up; tests may add their own
     app[SEAT_STATES] = {}
+    app[live.LIVE_STREAMS] = live.LiveStreams(settings.live_streams_per_ip,
+                                              settings.live_streams_per_process)
     headers.install(app)
     app.cleanup_ctx.append(_resources)
     install_gateways(app)  # the outbound HTTP session gateways use

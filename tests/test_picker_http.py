@@ -125,6 +125,64 @@ async def test_the_live_stream_of_an_unknown_event_is_a_404(client):
     assert (await client.get("/events/424242/live")).status == 404
 
 
+async def test_one_address_cannot_hold_an_unbounded_number_of_live_streams(client, shop):
+    """KWIKA_LIVE_STREAMS_PER_IP (20) streams per address: the next is 429 with Retry-After and
+    words (the page polls instead); the first ones keep streaming."""
+    event, _ = shop
+    streams = []
+    try:
+        for _ in range(100):
+            resp = await client.get(f"/events/{event['id']}/live")
+            streams.append(resp)
+            if resp.status != 200:
+                break
+        refused = streams[-1]
+        assert [r.status for r in streams] == [200] * 20 + [429]
+        assert int(refused.headers["Retry-After"]) >= 1
+        body = await refused.json()
+        assert body["error"] == "rate_limited" and "live updates" in body["message"]
+        assert (await asyncio.wait_for(streams[0].content.readline(), 10)).startswith(b"retry:")
+    finally:
+        for r in streams:
+            r.close()
+
+
+def test_live_streams_are_counted_per_address_and_per_process():
+    from engine.errors import Busy, RateLimited
+    from storefront.buy.live import LiveStreams
+
+    streams = LiveStreams(per_address=2, per_process=3)
+    streams.enter("1.2.3.4")
+    streams.enter("1.2.3.4")
+    with pytest.raises(RateLimited):
+        streams.enter("1.2.3.4")
+    streams.enter("5.6.7.8")
+    with pytest.raises(Busy):
+        streams.enter("9.9.9.9")
+    streams.leave("1.2.3.4")
+    streams.enter("9.9.9.9")
+    for address in ("1.2.3.4", "5.6.7.8", "9.9.9.9"):
+        streams.leave(address)
+    assert (streams.total, streams.by_address) == (0, {})
+
+
+async def test_a_live_client_that_stops_reading_is_dropped(monkeypatch):
+    """A write that cannot go through (the client's buffers are full) ends the stream after
+    WRITE_TIMEOUT_SECONDS, cutting the connection."""
+    from types import SimpleNamespace
+
+    from storefront.buy import live
+
+    monkeypatch.setattr(live, "WRITE_TIMEOUT_SECONDS", 0.01)
+    stuck = asyncio.get_running_loop().create_future()  # never done: the client reads nothing
+    aborted = []
+    request = SimpleNamespace(transport=SimpleNamespace(abort=lambda: aborted.append(True)))
+    response = SimpleNamespace(write=lambda data: stuck)
+    with pytest.raises(ConnectionResetError):
+        await live._write(request, response, b": still here\n\n")
+    assert aborted == [True]
+
+
 # --- pure parts ----------------------------------------------------------------------------------
 NOW = datetime(2027, 1, 10, 12, 0, tzinfo=UTC)
 

@@ -247,3 +247,47 @@ def test_order_draft_scripts_survive_anything(world, data):
     else:
         w.call("extend", hold_id, buyer, data.draw(maybe(st.sampled_from(["60000", "0"]))),
                data.draw(maybe(st.sampled_from(["1800000", "1"]))))
+
+
+RANK = {"valid": 1, "used": 2, "cancelled": 3, "refunded": 3, "revoked": 3}
+
+
+@HYPOTHESIS
+@given(data=st.data())
+def test_register_tickets_survives_anything_and_never_goes_back(world, data):
+    """The gate register (register_tickets.lua): whatever it is sent, a failed call writes
+    nothing, and no ticket ever goes to a lower generation, a lower status, or loses a field."""
+    from engine.tickets.gate import _SCRIPT
+
+    w = world
+    key = f"{w.prefix}:{{gate}}:tickets"
+    seeded = {"T1": {"s": "valid", "g": 2, "p": 7, "seat": None, "n": "Ann"},
+              "T2": {"s": "used", "g": 1, "p": 7, "seat": 3, "n": "Ben", "at": "x"},
+              "T3": {"s": "revoked", "g": 1, "p": 7, "seat": None, "n": "Cat"}}
+
+    async def go():
+        await w.client.delete(key)
+        await w.client.hset(key, mapping={k: json.dumps(v) for k, v in seeded.items()})
+        script = w.client.register_script(_SCRIPT.source)
+        entry = st.fixed_dictionaries({
+            "s": maybe(st.sampled_from(list(RANK)), number), "g": maybe(st.integers(1, 4), quantity),
+            "p": maybe(st.just(7), number), "seat": maybe(st.sampled_from([None, 3]), number),
+            "n": maybe(st.sampled_from(["Ann", "Dee"]), number)}).map(json.dumps)
+        pairs = data.draw(st.lists(st.tuples(maybe(st.sampled_from(["T1", "T2", "T3", "T4"])),
+                                             maybe(entry)), max_size=6))
+        args = [x for pair in pairs for x in pair]
+        if data.draw(st.integers(0, 7)) == 0:
+            args = args[:-1]  # an odd count
+        before = await w.client.hgetall(key)
+        try:
+            await script(keys=[key], args=args)
+        except ResponseError:
+            assert await w.client.hgetall(key) == before, args
+        after = {k.decode(): json.loads(v) for k, v in (await w.client.hgetall(key)).items()}
+        for ticket, old in seeded.items():
+            new = after[ticket]
+            assert new["g"] >= old["g"] and RANK[new["s"]] >= RANK[old["s"]], (old, new, args)
+            assert set(old) <= set(new), (old, new)
+        await w.client.delete(key)
+
+    w.run(go())

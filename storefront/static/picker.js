@@ -191,12 +191,13 @@ function start(form) {
   function openStream() {
     if (!("EventSource" in window) || failures >= 3) { poll(); return; }
     source = new EventSource(form.dataset.live);
+    source.onopen = () => clearTimeout(pollTimer);
     source.onmessage = (e) => { failures = 0; applyLive(JSON.parse(e.data)); };
-    source.onerror = () => {
+    source.onerror = () => {  // refused (429/503: too many streams) or gone: poll meanwhile
       if (source.readyState === EventSource.CLOSED) {
         failures += 1;
         source = null;
-        if (!document.hidden) setTimeout(openStream, 3000);
+        if (!document.hidden) { poll(); if (failures < 3) setTimeout(openStream, 3000 * failures); }
       }
     };
   }
@@ -219,7 +220,7 @@ function start(form) {
         applyLive({v: 1, full: false, poll: true, status: event.sale_status, packages, seats: {}});
       }
     } catch (_) { /* try again at the next tick */ }
-    pollTimer = setTimeout(poll, 10000);
+    if (!source) pollTimer = setTimeout(poll, 10000);  // a stream open again takes over
   }
   function stop() {
     if (source) { source.close(); source = null; }
