@@ -188,7 +188,7 @@ class BuyerTickets:
         try:
             await level_register(self.pool, self.client, self.keys, event_id,
                                  only=[ticket_number])
-        except Exception:  # noqa: BLE001  (the original error is the one to raise)
+        except Exception:
             log.exception("transfer of %s failed and its gate register entry could not be put "
                           "back; the audit reports it until level_register runs", ticket_number)
 
