@@ -17,6 +17,8 @@ Redis sales against Postgres orders (fulfillment's record):
 - every sale in Redis older than `grace_seconds` (the fulfillment lag; Redis time) has its order
   in Postgres;
 - every seat with a valid or used ticket in Postgres is sold in Redis to that ticket's order.
+The gate register against the tickets table: every entry has its ticket's generation and attendee
+name (engine/tickets/register.py; a row locked by a transfer under way is left out).
 Returns the problems found; an empty list means the books balance.
 """
 
@@ -28,6 +30,7 @@ import asyncpg
 import msgspec
 
 from engine.inventory import EVENT_KEYS, Inventory
+from engine.tickets.register import register_disagreements
 
 _STATE_FIELD = {"a": "avail", "h": "held", "s": "sold"}
 
@@ -53,6 +56,8 @@ async def audit(inventory: Inventory, event_id: int, pool: asyncpg.Pool | None =
         if raw["meta"]:
             now_ms = seconds * 1000 + micros // 1000
             problems += await _against_orders(pool, event_id, raw, now_ms - grace_seconds * 1000)
+        problems += [d.words(event_id) for d in await register_disagreements(
+            pool, inventory.client, inventory.keys, event_id)]
     return problems
 
 

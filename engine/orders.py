@@ -24,6 +24,7 @@ import msgspec
 from msgspec import Meta
 
 from engine.errors import Conflict, Forbidden, Invalid, NotFound
+from engine.inputs import ONE_LINE
 from engine.inventory import Hold, HoldLine, HoldSeat, Inventory, _dt, _hold, _own_event, _RawHold
 from engine.payments.base import NextAction
 
@@ -32,8 +33,12 @@ STARTING_STALE_MS = 60_000  # an attempt the gateway never answered for this lon
 OrderStatus = Literal["draft", "awaiting_payment", "paid", "payment_failed", "refund_due", "cancelled"]
 AttemptState = Literal["starting", "pending", "succeeded", "failed", "abandoned"]
 
-PersonName = Annotated[str, Meta(min_length=1, max_length=120)]
-Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+\Z")]
+# names go into email headers, PDF tickets and the gate's screen: one line, no bidi overrides
+PersonName = Annotated[str, Meta(min_length=1, max_length=120, pattern=ONE_LINE)]
+# plain ASCII addresses: the local part of RFC 5322 atoms and dots (no spaces, no `<>(),;:"[]\`,
+# nothing a To header could read as a second address or a comment), a domain of ASCII labels
+Email = Annotated[str, Meta(min_length=3, max_length=254, pattern=(
+    r"^[A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\Z"))]
 Phone = Annotated[str, Meta(min_length=7, max_length=20, pattern=r"^\+?[0-9][0-9 ]{5,18}[0-9]\Z")]
 
 

@@ -5,6 +5,7 @@ gate, issues a verifiable new one and queues its email, once per form; the refus
 
 from __future__ import annotations
 
+import asyncio
 import re
 from urllib.parse import parse_qs, urlsplit
 
@@ -17,7 +18,8 @@ from engine.signing import order_token
 from engine.tickets import Keyring, TicketClaims, sign_ticket, verify_ticket
 from engine.tickets.record import load_order, order_doc
 from storefront.app import create_app
-from storefront.appkeys import DB, INVENTORY, KEYS, REDIS, SETTINGS
+from storefront.appkeys import CATALOG, DB, INVENTORY, KEYS, REDIS, SETTINGS
+from storefront.mytickets.tickets import HOLDERS
 from tests.factories import PASSWORD, Factory
 from tests.test_fulfillment import _desk, _event, _sell
 
@@ -164,8 +166,10 @@ async def test_a_transfer_revokes_the_old_code_and_issues_a_new_one_once(client,
     taken_back = await client.post(f"/api/tickets/{number}/transfer", headers=a.h, json={
         "name": "Someone Else", "email": "else@example.test"})  # it is theirs now
     assert taken_back.status == 409 and (await taken_back.json())["error"] == "ticket_transferred"
+    # the double submit queued its email twice (a repeat queues again, in case the first
+    # queueing failed): the mail worker sends one per ticket and generation
     assert await entries(app, "transfer") == [
-        {"order": "ORD-1-A", "event": str(event_id), "kind": "transfer", "ticket": number}]
+        {"order": "ORD-1-A", "event": str(event_id), "kind": "transfer", "ticket": number}] * 2
     page = await (await client.get(f"/my/tickets/{number}?done=transferred", headers=a.h)).text()
     assert "gets this ticket by email at <strong>chikondi@example.test</strong>" in page
     assert 'data-testid="ticket-qr"' not in page  # the buyer no longer holds a code for it
@@ -179,7 +183,7 @@ async def test_a_transfer_revokes_the_old_code_and_issues_a_new_one_once(client,
         f"/api/tickets/{other}/transfer", json=body,
         headers={**a.h, "Idempotency-Key": "api-key-0001"})).json() for _ in range(2)]
     assert (first["generation"], first["repeated"], again["repeated"]) == (2, False, True)
-    assert len(await entries(app, "transfer")) == 2
+    assert len(await entries(app, "transfer")) == 4
 
 
 async def test_a_transfer_to_an_invalid_email_is_refused_and_changes_nothing(client, sold):
@@ -241,3 +245,156 @@ async def test_someone_elses_ticket_is_404_and_a_form_without_csrf_403(client, s
     assert no_csrf.status == 403
     assert await client.server.app[DB].fetchval(
         "SELECT generation FROM tickets WHERE ticket_number = $1", number) == 1
+
+
+# --- regressions from an outside review --------------------------------------------------------
+async def test_two_concurrent_transfers_of_one_ticket_only_one_succeeds(client, sold, monkeypatch):
+    """A ticket given away stays the new holder's: two transfers with different form tokens sent
+    together, the second waiting on the row lock, must not both succeed (the second's check of
+    "already transferred" must see the first's committed history row). The first transfer is
+    paused inside its transaction until the second waits on the lock."""
+    app, a = client.server.app, sold["a"]
+    number = sold["tickets"]["ORD-1-A"][0]
+    owner = f"u:{a.user['id']}"
+    holders = app[HOLDERS]
+    real, paused, go = holders._register, asyncio.Event(), asyncio.Event()
+
+    async def pause_first(*args, **kwargs):
+        if not paused.is_set():
+            paused.set()
+            await go.wait()
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(holders, "_register", pause_first)
+    first = asyncio.create_task(holders.transfer(
+        number, owner=owner, name="First Holder", email="first@example.test",
+        request="request-token-0001-xxxxxx"))
+    await paused.wait()
+    second = asyncio.create_task(holders.transfer(
+        number, owner=owner, name="Second Holder", email="second@example.test",
+        request="request-token-0002-xxxxxx"))
+    for _ in range(100):  # until the second one waits on the ticket's row lock (a poll, bounded)
+        if await app[DB].fetchval("SELECT count(*) FROM pg_stat_activity "
+                                  "WHERE wait_event_type = 'Lock' AND datname = current_database() "
+                                  "AND query LIKE '%FOR UPDATE OF t%'"):
+            break
+        await asyncio.sleep(0.02)
+    go.set()
+    results = await asyncio.gather(first, second, return_exceptions=True)
+    ok = [r for r in results if not isinstance(r, BaseException)]
+    refused = [r for r in results if isinstance(r, BaseException)]
+    generation = await app[DB].fetchval(
+        "SELECT generation FROM tickets WHERE ticket_number = $1", number)
+    transfers = await app[DB].fetchval(
+        "SELECT count(*) FROM order_history WHERE change = 'transferred'")
+    assert (len(ok), generation, transfers) == (1, 2, 1), results
+    assert getattr(refused[0], "code", None) == "ticket_transferred", refused
+    gate = await register(app, sold["soon"]["id"], number)
+    assert (gate["g"], gate["n"]) == (2, ok[0].name)
+    assert len(await entries(app, "transfer")) == 1
+
+
+async def test_a_transfer_retried_after_its_queueing_failed_still_mails_the_new_holder(
+        client, sold, monkeypatch):
+    """The transfer commits, then queueing its email fails: the buyer's retry with the same form
+    token changes nothing but queues the email again (the mail worker sends one per ticket and
+    generation, so a second entry is harmless)."""
+    app, a = client.server.app, sold["a"]
+    number = sold["tickets"]["ORD-1-A"][0]
+    holders = app[HOLDERS]
+    real = holders.client.xadd
+    calls = {"n": 0}
+
+    async def flaky(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == 1:
+            raise ConnectionError("Redis went away for a moment")
+        return await real(*args, **kwargs)
+
+    monkeypatch.setattr(holders.client, "xadd", flaky)
+    kwargs = {"owner": f"u:{a.user['id']}", "name": "Chikondi Banda",
+              "email": "chikondi@example.test", "request": "form-token-0001-abcdef"}
+    with pytest.raises(ConnectionError):
+        await holders.transfer(number, **kwargs)
+    again = await holders.transfer(number, **kwargs)  # the buyer submits the form again
+    assert again.repeated and again.generation == 2
+    assert await entries(app, "transfer") == [
+        {"order": "ORD-1-A", "event": str(sold["soon"]["id"]), "kind": "transfer",
+         "ticket": number}]
+
+
+@pytest.mark.parametrize("name", ["Eve\r\nBcc: spy@evil.test", "Eve\nBanda", "Ann \u202eadnaB",
+                                  "Ann\u2066Banda", "Tab\tName"])
+async def test_a_transfer_name_on_more_than_one_line_or_with_bidi_overrides_is_422(
+        client, sold, name):
+    """Names are one line without bidirectional override or isolate characters (README, input
+    rules): a line break would break the new holder's email header, an override shows the name
+    reversed on the ticket and at the gate."""
+    app, a = client.server.app, sold["a"]
+    number = sold["tickets"]["ORD-1-A"][0]
+    answer = await client.post(f"/api/tickets/{number}/transfer", headers=a.h,
+                               json={"name": name, "email": "e@example.test"})
+    assert answer.status == 422, await answer.text()
+    assert "name" in (await answer.json())["fields"]
+    page = await client.post(f"/my/tickets/{number}/transfer", data=_form(name=name), headers=a.h)
+    assert page.status == 422 and 'data-testid="error-name"' in await page.text()
+    assert await app[DB].fetchval(
+        "SELECT generation FROM tickets WHERE ticket_number = $1", number) == 1
+    assert await entries(app, "transfer") == []
+
+
+@pytest.mark.parametrize("email", ["a b@example.test", "<a@example.test>", "a@example.test>",
+                                   "a,b@example.test", "a;b@example.test", 'a"b@example.test',
+                                   "a(b)@example.test", "a:b@example.test", "a[b]@example.test",
+                                   "a\\b@example.test", "\u00e9@example.test",
+                                   "a@example.test\nBcc: x@y.test"])
+async def test_a_transfer_email_outside_plain_ascii_addresses_is_422(client, sold, email):
+    app, a = client.server.app, sold["a"]
+    number = sold["tickets"]["ORD-1-A"][0]
+    answer = await client.post(f"/api/tickets/{number}/transfer", headers=a.h,
+                               json={"name": "X Y", "email": email})
+    assert answer.status == 422, await answer.text()
+    assert "email" in (await answer.json())["fields"]
+    assert await app[DB].fetchval(
+        "SELECT generation FROM tickets WHERE ticket_number = $1", number) == 1
+
+
+async def test_a_transfer_whose_commit_failed_is_levelled_by_the_record(client, sold, monkeypatch):
+    """The gate register got the new generation, then the transaction failed: the register is put
+    back at once, and should that fail too, the audit reports the disagreement and the levelling
+    from the record (Postgres wins) puts the register back to the record's generation and name."""
+    from engine.audit import audit
+    from engine.onsale import reconcile_once
+    from engine.tickets.register import level_register
+
+    app, a = client.server.app, sold["a"]
+    number, event_id = sold["tickets"]["ORD-1-A"][0], sold["soon"]["id"]
+    holders = app[HOLDERS]
+    real = holders._register
+
+    async def then_commit_fails(*args, **kwargs):
+        await real(*args, **kwargs)
+        raise ConnectionError("the connection to Postgres dropped at COMMIT")
+
+    monkeypatch.setattr(holders, "_register", then_commit_fails)
+    with pytest.raises(ConnectionError):
+        await holders.transfer(number, owner=f"u:{a.user['id']}", name="Never Committed",
+                               email="never@example.test", request="commit-fails-0001-abc")
+    monkeypatch.setattr(holders, "_register", real)
+    await reconcile_once(app[CATALOG], app[INVENTORY], everything=True)
+    record = await app[DB].fetchval(
+        "SELECT generation FROM tickets WHERE ticket_number = $1", number)
+    gate = await register(app, event_id, number)
+    assert (record, gate["g"], gate["n"]) == (1, 1, "Guest 0")
+    assert await audit(app[INVENTORY], event_id, app[DB]) == []
+
+    # the compensation failed too (the process died): the audit sees it, the levelling repairs it
+    ahead = {**gate, "g": 2, "n": "Never Committed"}
+    await app[REDIS].hset(app[KEYS].event(event_id, "tickets"), number, msgspec.json.encode(ahead))
+    problems = await audit(app[INVENTORY], event_id, app[DB])
+    assert any(number in p and "gate register" in p for p in problems), problems
+    assert await level_register(app[DB], app[REDIS], app[KEYS], event_id) == 1
+    gate = await register(app, event_id, number)
+    assert (gate["g"], gate["n"], gate["s"]) == (1, "Guest 0", "valid")
+    assert await audit(app[INVENTORY], event_id, app[DB]) == []
+    assert await level_register(app[DB], app[REDIS], app[KEYS], event_id) == 0

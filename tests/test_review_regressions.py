@@ -576,3 +576,29 @@ async def test_guests_minted_in_other_events_do_not_multiply_the_per_address_bud
                               json={"items": [{"package_id": pkg["id"], "quantity": 2}]})
         held = (await client.server.app[INVENTORY].availability(hot["id"])).packages[pkg["id"]].held
         assert held <= 3 * 2, f"one address, a budget of 3 guests, held {held} tickets as {held // 2} guests"
+
+
+@pytest.mark.parametrize("where, value", [
+    ("billing.name", "Eve\r\nBcc: spy@evil.test"), ("billing.name", "Ann \u202eadnaB"),
+    ("billing.email", "Eve <eve@example.test>"), ("billing.email", "a,b@example.test"),
+    ("attendees[1].name", "Two\nLines"), ("attendees[0].email", "\u00e9ve@example.test"),
+])
+async def test_a_checkout_name_on_two_lines_or_an_email_with_specials_is_422(
+        client, factory, where, value):
+    """Attendee and billing names are one line without bidi overrides (they go into the To header
+    of the tickets email, onto the PDF and the gate's screen); emails are plain ASCII addresses.
+    Refused 422 naming the field; no draft is made."""
+    _, event, pkg = await _on_sale(factory)
+    buyer = await factory.user()
+    hold = await _hold(client, buyer, event, pkg, 2)
+    attendees = [{"name": "Guest A", "email": "a@example.test"},
+                 {"name": "Guest B", "email": "b@example.test"}]
+    body = {"billing": dict(BILLING), "accept_terms": True, "use_buyer_details": False,
+            "attendees": attendees}
+    part, field = where.split(".")
+    target = body["billing"] if part == "billing" else attendees[int(part[-2])]
+    target[field] = value
+    resp = await client.post(f"/api/holds/{hold['id']}/checkout", headers=buyer.h, json=body)
+    answer = await resp.json()
+    assert resp.status == 422 and where in answer["fields"], answer
+    assert await client.server.app[ORDERS].draft(event["id"], hold["id"]) is None

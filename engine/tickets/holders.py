@@ -9,16 +9,21 @@ the form's request token. Before that transaction commits, the gate register in 
 (`Keys.event(event_id, "tickets")`, fulfillment/issuing.py) gets the new generation through
 scripts/lua/ticket_transfer.lua, so from the commit on a scan of the old payload is refused. The
 script refuses a ticket the gate has as used (a check-in not yet written back to Postgres), and
-then the transaction rolls back: nothing changed. The one window left: Redis accepted the new
-generation and the COMMIT itself failed; the old payload is then refused while Postgres still has
-it, the safe side (a second transfer, or the record re-registering, puts them level).
+then the transaction rolls back: nothing changed. When the transaction fails after the register
+took the new generation (the COMMIT itself, or the process between), the register is put back to
+the record's generation at once; should that fail too, `kwika audit` reports the disagreement and
+`level_register` (engine/tickets/register.py) puts them level, Postgres winning.
 
 A form submitted twice carries the same request token: the second finds the history row of the
-first (the ticket row lock orders them) and changes nothing.
+first (the ticket row lock orders them), changes nothing and queues the email again (the first
+queueing may have failed after the commit; the mail worker sends one per ticket and generation).
+A second transfer with another token is refused: the history is read after the row lock, in a
+statement of its own, so it sees a transfer committed while it waited.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -30,6 +35,9 @@ import redis.asyncio as redis
 from engine.errors import Conflict, NotFound, RateLimited
 from engine.keys import Keys
 from engine.lua import load_script
+from engine.tickets.register import level_register
+
+log = logging.getLogger(__name__)
 
 RESENDS_PER_HOUR = 3
 _STATUS_WORDS = {
@@ -95,56 +103,94 @@ class BuyerTickets:
         transfer per token). NotFound for a ticket that is not `owner`'s (as for a missing one),
         TransferRefused when it may not change hands."""
         now = now or datetime.now(UTC)
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                """SELECT t.id, t.order_id, t.event_id, t.status, t.generation, t.package_id,
-                          t.seat_id, t.attendee_name, t.attendee_email, o.order_number, o.buyer,
-                          o.status AS order_status, e.status AS event_status, e.ends_at,
-                          EXISTS (SELECT 1 FROM order_history h WHERE h.order_id = t.order_id
-                                  AND h.ticket_id = t.id AND h.change = 'transferred')
-                              AS transferred
-                   FROM tickets t JOIN orders o ON o.id = t.order_id
-                   JOIN events e ON e.id = t.event_id
-                   WHERE t.ticket_number = $1 FOR UPDATE OF t""", ticket_number)
-            if row is None or row["buyer"] != owner:
-                raise NotFound(f"no ticket {ticket_number}", code="unknown_ticket")
-            done = await conn.fetchval(
-                "SELECT detail FROM order_history WHERE ticket_id = $1 AND change = 'transferred' "
-                "AND detail->>'request' = $2", row["id"], request)
-            if done is not None:
-                to = msgspec.json.decode(done)["to"]
-                return Transferred(ticket_number, row["order_number"], row["event_id"],
-                                   row["generation"], to["name"], to["email"], repeated=True)
-            refusal = transfer_refusal(row["status"], row["order_status"], row["event_status"],
-                                       row["ends_at"], now, row["transferred"])
-            if refusal is not None:
-                raise TransferRefused(refusal[1], code=refusal[0])
-            generation = row["generation"] + 1
-            await conn.execute(
-                "UPDATE tickets SET generation = $2, attendee_name = $3, attendee_email = $4, "
-                "attendee_phone = NULL, updated_at = now() WHERE id = $1",
-                row["id"], generation, name, email)
-            await conn.execute(
-                "INSERT INTO order_history (order_id, ticket_id, change, detail) "
-                "VALUES ($1, $2, 'transferred', $3)", row["order_id"], row["id"],
-                msgspec.json.encode({
-                    "from": {"name": row["attendee_name"], "email": row["attendee_email"]},
-                    "to": {"name": name, "email": email}, "generation": generation,
-                    "request": request, "by": owner}).decode())
-            entry = msgspec.json.encode({"s": "valid", "g": generation, "p": row["package_id"],
-                                         "seat": row["seat_id"], "n": name})
-            ok, value = await self._register(
-                keys=[self.keys.event(row["event_id"], "tickets")],
-                args=[ticket_number, generation, name, entry])
-            if not ok:  # the gate knows better (a check-in not yet in the record): roll back
-                status = value.decode() if isinstance(value, bytes) else str(value)
-                raise TransferRefused(_STATUS_WORDS.get(status, "This ticket cannot be given "
-                                                        "to anyone now."), code=f"gate_{status}")
-        await self.client.xadd(self.keys.deliveries(), {
-            "order": row["order_number"], "event": str(row["event_id"]), "kind": "transfer",
-            "ticket": ticket_number})
-        return Transferred(ticket_number, row["order_number"], row["event_id"], generation,
+        registered = None  # the register key, once the gate has the new generation
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                row = await conn.fetchrow(
+                    """SELECT t.id, t.order_id, t.event_id, t.status, t.generation, t.package_id,
+                              t.seat_id, t.attendee_name, t.attendee_email, o.order_number,
+                              o.buyer, o.status AS order_status, e.status AS event_status,
+                              e.ends_at
+                       FROM tickets t JOIN orders o ON o.id = t.order_id
+                       JOIN events e ON e.id = t.event_id
+                       WHERE t.ticket_number = $1 FOR UPDATE OF t""", ticket_number)
+                if row is None or row["buyer"] != owner:
+                    raise NotFound(f"no ticket {ticket_number}", code="unknown_ticket")
+                # after the lock, in statements of their own: under READ COMMITTED they see a
+                # transfer committed while this one waited on the lock (a subquery of the locking
+                # statement would read that statement's older snapshot, and transfer it again)
+                history = await conn.fetch(
+                    "SELECT detail FROM order_history WHERE ticket_id = $1 "
+                    "AND change = 'transferred'", row["id"])
+                details = [msgspec.json.decode(h["detail"]) for h in history]
+                done = next((d for d in details if d.get("request") == request), None)
+                if done is not None:
+                    repeat = Transferred(ticket_number, row["order_number"], row["event_id"],
+                                         row["generation"], done["to"]["name"],
+                                         done["to"]["email"], repeated=True)
+                else:
+                    repeat = None
+                    refusal = transfer_refusal(row["status"], row["order_status"],
+                                               row["event_status"], row["ends_at"], now,
+                                               bool(details))
+                    if refusal is not None:
+                        raise TransferRefused(refusal[1], code=refusal[0])
+                    generation = row["generation"] + 1
+                    await conn.execute(
+                        "UPDATE tickets SET generation = $2, attendee_name = $3, "
+                        "attendee_email = $4, attendee_phone = NULL, updated_at = now() "
+                        "WHERE id = $1", row["id"], generation, name, email)
+                    await conn.execute(
+                        "INSERT INTO order_history (order_id, ticket_id, change, detail) "
+                        "VALUES ($1, $2, 'transferred', $3)", row["order_id"], row["id"],
+                        msgspec.json.encode({
+                            "from": {"name": row["attendee_name"],
+                                     "email": row["attendee_email"]},
+                            "to": {"name": name, "email": email}, "generation": generation,
+                            "request": request, "by": owner}).decode())
+                    entry = msgspec.json.encode({"s": "valid", "g": generation,
+                                                 "p": row["package_id"], "seat": row["seat_id"],
+                                                 "n": name})
+                    registered = row["event_id"]
+                    ok, value = await self._register(
+                        keys=[self.keys.event(row["event_id"], "tickets")],
+                        args=[ticket_number, generation, name, entry])
+                    if not ok:  # the gate knows better (a check-in not yet in the record)
+                        registered = None
+                        status = value.decode() if isinstance(value, bytes) else str(value)
+                        raise TransferRefused(_STATUS_WORDS.get(
+                            status, "This ticket cannot be given to anyone now."),
+                            code=f"gate_{status}")
+        except BaseException:
+            if registered is not None:  # the gate has a generation the record may not: level it
+                await self._put_back(registered, ticket_number)
+            raise
+        if repeat is not None:
+            # queued again: the first queueing may have failed after the commit, and the mail
+            # worker sends one email per ticket and generation, so a second entry is harmless
+            await self._queue(repeat)
+            return repeat
+        done = Transferred(ticket_number, row["order_number"], row["event_id"], generation,
                            name, email)
+        await self._queue(done)
+        return done
+
+    async def _queue(self, done: Transferred) -> None:
+        await self.client.xadd(self.keys.deliveries(), {
+            "order": done.order_number, "event": str(done.event_id), "kind": "transfer",
+            "ticket": done.ticket_number})
+
+    async def _put_back(self, event_id: int, ticket_number: str) -> None:
+        """After a transaction that failed once the gate register had the new generation: the
+        register takes the record's (which, should the COMMIT have gone through after all, is
+        the new one). Best effort: what fails here the audit reports and `level_register` puts
+        level (engine/tickets/register.py)."""
+        try:
+            await level_register(self.pool, self.client, self.keys, event_id,
+                                 only=[ticket_number])
+        except Exception:
+            log.exception("transfer of %s failed and its gate register entry could not be put "
+                          "back; the audit reports it until level_register runs", ticket_number)
 
     async def resend(self, order_number: str, event_id: int) -> str:
         """Queue the order's tickets to be sent again, with a fresh request id (one email per

@@ -6,9 +6,9 @@
 -- ARGV[2] the new generation (integer >= 1)
 -- ARGV[3] the new attendee's name
 -- ARGV[4] the whole entry (JSON) to write when the register has none for this ticket yet
--- returns {1, generation}: registered (or already at this generation or a later one: a repeat
---         changes nothing); {0, status}: refused, the gate has the ticket as `status` (used at the
---         door, refunded, cancelled, revoked) and it keeps its generation
+-- returns {1, generation}: registered (at this generation already: only the name is brought
+--         level; at a later one: nothing changes); {0, status}: refused, the gate has the ticket
+--         as `status` (used at the door, refunded, cancelled, revoked), it keeps its generation
 
 --- @include "argv_integer"
 
@@ -27,8 +27,12 @@ local entry = cjson.decode(raw)
 if entry.s ~= 'valid' then
   return {0, tostring(entry.s)}
 end
-if (tonumber(entry.g) or 0) >= generation then
-  return {1, tonumber(entry.g)}
+local current = tonumber(entry.g) or 0
+if current > generation then
+  return {1, current}
+end
+if current == generation and entry.n == name then
+  return {1, generation}
 end
 entry.g = generation
 entry.n = name
