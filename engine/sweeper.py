@@ -35,11 +35,27 @@ def worker_jobs(catalog, inventory: Inventory, payments=None) -> list[Job]:
     from engine.onsale import reconcile_once
 
     jobs = [Job("reconciliation reloaded events from the catalog", 5.0,
-                lambda: reconcile_once(catalog, inventory))]
+                lambda: reconcile_once(catalog, inventory)),
+            Job("gate register entries levelled with the record", 60.0,
+                lambda: level_registers(catalog.pool, inventory))]
     if payments is not None:
         jobs += [Job("payments asked about at their gateway", 15.0, payments.verify_pending),
                  Job("payments refunded", 30.0, payments.refund_due)]
     return jobs
+
+
+async def level_registers(pool, inventory: Inventory) -> int:
+    """The gate register of every event on sale brought level with the tickets table (a transfer
+    whose commit failed after Redis was updated; engine/tickets/register.py)."""
+    from engine.tickets.register import level_register
+
+    fixed = 0
+    for event_id in await inventory.events_on_sale():
+        try:
+            fixed += await level_register(pool, inventory.client, inventory.keys, event_id)
+        except Exception:  # one event's trouble must not stop the others
+            log.exception("levelling the gate register of event %d failed", event_id)
+    return fixed
 
 
 async def sweep_once(inventory: Inventory, batch: int = 1000) -> int:
