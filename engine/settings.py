@@ -111,6 +111,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     mail: bool = True
     mail_retry_seconds: float = 30.0
     mail_max_attempts: int = 8
+    # deliveries entries one mail worker handles at once (0: the render pool's size, at least 2)
+    mail_concurrency: int = 0
     # fulfillment: an order entry a worker took and has not acknowledged for this long (it died)
     # is claimed by another; `kwika audit` expects a sale in Postgres this long after Redis made it
     fulfillment_claim_idle_ms: int = 30_000
@@ -240,6 +242,7 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_MAIL": "mail",
     "KWIKA_MAIL_RETRY_SECONDS": "mail_retry_seconds",
     "KWIKA_MAIL_MAX_ATTEMPTS": "mail_max_attempts",
+    "KWIKA_MAIL_CONCURRENCY": "mail_concurrency",
     "KWIKA_DEV_MAILBOX": "dev_mailbox",
     "KWIKA_CLAIM_IDLE_MS": "fulfillment_claim_idle_ms",
     "KWIKA_AUDIT_GRACE": "audit_grace_seconds",
@@ -280,6 +283,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "ticket_render_workers": (0, 256),
     "smtp_timeout_seconds": (1, 600),
     "mail_max_attempts": (1, 100),
+    "mail_concurrency": (0, 256),
     "fulfillment_claim_idle_ms": (100, 3_600_000),
     "audit_grace_seconds": (0, 7 * 24 * 3600),
 }

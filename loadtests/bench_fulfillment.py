@@ -58,16 +58,16 @@ NOTICE = re.compile(rb"^Subject: New sale.*?\((ORD-[0-9]+-[0-9A-F]+)\)", re.MULT
 
 
 NOTES = [
-    "Reading it: one worker handles one order at a time (the fulfillment loop and the mail loop",
-    "each take their stream's entries in turn, awaiting each), so its render pool's second",
-    "process sits idle and the issuing rate is one order's mail path end to end: the PDF render",
-    "most of it, then composing and the two sends, the email log's claims and marks. The",
-    "fulfillment loop writes far faster than the mail loop sends, so in a burst the orders are in",
-    "Postgres (and at the gate, and on My tickets) within seconds, and the emails queue behind",
-    "the renders: an order's purchase-to-inbox time is about its place in the queue divided by",
-    "the worker's rate, so the p50 is about half the burst's drain time and the p99 nearly all",
-    "of it. More workers (or a mail loop that renders several orders at once) are how it goes",
-    "faster, as long as there are cores for the render processes.",
+    "Reading it: the mail loop handles up to KWIKA_MAIL_CONCURRENCY deliveries entries at once",
+    "(default the render pool's size, at least 2: here 2), each in a task of its own, so the",
+    "pool's two processes render two orders side by side; the stage times above are summed over",
+    "overlapping calls, so their shares can add up to more than the run. The fulfillment loop",
+    "still writes far faster than the mail loop sends, so in a burst the orders are in Postgres",
+    "(and at the gate, and on My tickets) within seconds and the emails queue behind the renders:",
+    "an order's purchase-to-inbox time is about its place in the queue divided by the worker's",
+    "rate. On 2 shared cores the render processes compete with the server, the buyers and",
+    "Postgres, so two renders at once are not twice one; more cores (or workers) are how it goes",
+    "faster still.",
 ]
 
 

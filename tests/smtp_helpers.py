@@ -70,8 +70,9 @@ class Inbox:
 
 
 @contextmanager
-def smtp_server() -> Iterator[Inbox]:
-    inbox = Inbox(port=free_port())
+def smtp_server(inbox: Inbox | None = None) -> Iterator[Inbox]:
+    inbox = inbox or Inbox()
+    inbox.port = free_port()
     controller = Controller(inbox, hostname="127.0.0.1", port=inbox.port, ready_timeout=10)
     controller.start()
     try:

@@ -80,9 +80,17 @@ def read_delivery(entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery:
 
 
 class Deliveries:
+    """The consumer. `concurrency` entries are handled at once, each in a task of its own (so
+    the PDFs of different orders render side by side in the process pool); each is acknowledged
+    as it settles, in whatever order (a consumer group does not mind). `run` keeps that many in
+    flight; on `stop` it reads nothing more, lets the ones in flight finish for up to
+    `drain_seconds` and cancels the rest (they stay pending: this worker, or another by
+    XAUTOCLAIM, takes them up again; the email log keeps each message once)."""
+
     def __init__(self, client: redis.Redis, keys: Keys, desk: MailDesk, *,
                  consumer: str | None = None, claim_idle_ms: int = 60_000, batch: int = 20,
-                 max_failures: int = 5, unavailable_wait: float = 5.0):
+                 max_failures: int = 5, unavailable_wait: float = 5.0, concurrency: int = 2,
+                 drain_seconds: float = 30.0):
         self.client, self.keys, self.desk = client, keys, desk
         self.stream = keys.deliveries()
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -90,9 +98,14 @@ class Deliveries:
         self.batch = batch
         self.max_failures = max_failures
         self.unavailable_wait = unavailable_wait
+        self.concurrency = max(1, concurrency)
+        self.drain_seconds = drain_seconds
         self._waiting: dict[bytes, float] = {}  # entry id -> monotonic time to try again
         self._failures: dict[bytes, int] = {}
         self._grouped = False
+        self._slots = asyncio.Semaphore(self.concurrency)
+        self._in_flight: dict[bytes, asyncio.Task[int]] = {}
+        self._settled = 0  # entries acknowledged since the stream was last trimmed
 
     async def _group(self) -> None:
         if self._grouped:
@@ -105,33 +118,67 @@ class Deliveries:
         self._grouped = True
 
     async def round(self) -> int:
-        """Entries of this worker whose wait is over, new entries, then entries idle in dead
-        workers' hands. Returns how many were settled (acknowledged)."""
+        """One pass: up to `batch` entries (this worker's whose wait is over, new ones, then
+        those idle in dead workers' hands), `concurrency` at a time; returns once they are all
+        handled, with how many were settled (acknowledged)."""
+        started = await self.dispatch(self.batch)
+        done = sum(await asyncio.gather(*started))
+        if self._settled:
+            self._settled = 0
+            await self._trim()
+        return done
+
+    async def dispatch(self, limit: int) -> list[asyncio.Task[int]]:
+        """Start handling up to `limit` entries, each in its own task (which waits for one of
+        the `concurrency` slots); returns the tasks started."""
         await self._group()
-        done = 0
+        started: list[asyncio.Task[int]] = []
+
+        def start(entry_id: bytes, fields: dict[bytes, bytes] | None) -> None:
+            if entry_id in self._in_flight:  # XAUTOCLAIM can hand back one of our own
+                return
+            task = asyncio.create_task(self._handle_in_slot(entry_id, fields),
+                                       name=f"delivery {entry_id.decode()}")
+            self._in_flight[entry_id] = task
+            task.add_done_callback(lambda _t, e=entry_id: self._in_flight.pop(e, None))
+            started.append(task)
+
         now = time.monotonic()
-        due = [entry_id for entry_id, at in self._waiting.items() if at <= now][:self.batch]
+        due = [entry_id for entry_id, at in self._waiting.items()
+               if at <= now and entry_id not in self._in_flight][:limit]
         if due:
             for entry_id, fields in await self.client.xclaim(
                     self.stream, GROUP, self.consumer, 0, due):
-                done += await self.handle(entry_id, fields)
+                start(entry_id, fields)
             for entry_id in due:  # acknowledged or trimmed meanwhile: nothing left to do
-                if self._waiting.get(entry_id, float("inf")) <= now:
+                if entry_id not in self._in_flight \
+                        and self._waiting.get(entry_id, float("inf")) <= now:
                     self._waiting.pop(entry_id, None)
-        fresh = await self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"},
-                                             count=self.batch)
-        for _, entries in fresh:
-            for entry_id, fields in entries:
-                done += await self.handle(entry_id, fields)
-        claimed = await self.client.xautoclaim(self.stream, GROUP, self.consumer,
-                                               min_idle_time=self.claim_idle_ms, start_id="0-0",
-                                               count=self.batch)
-        for entry_id, fields in claimed[1]:
-            if self._waiting.get(entry_id, 0) <= time.monotonic():
-                done += await self.handle(entry_id, fields)
-        if done:
-            await self._trim()
-        return done
+        if len(started) < limit:
+            fresh = await self.client.xreadgroup(GROUP, self.consumer, {self.stream: ">"},
+                                                 count=limit - len(started))
+            for _, entries in fresh:
+                for entry_id, fields in entries:
+                    start(entry_id, fields)
+        if len(started) < limit:
+            claimed = await self.client.xautoclaim(
+                self.stream, GROUP, self.consumer, min_idle_time=self.claim_idle_ms,
+                start_id="0-0", count=limit - len(started))
+            for entry_id, fields in claimed[1]:
+                if self._waiting.get(entry_id, 0) <= time.monotonic():
+                    start(entry_id, fields)
+        return started
+
+    async def _handle_in_slot(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> int:
+        async with self._slots:
+            try:
+                settled = await self.handle(entry_id, fields)
+            except Exception:  # Redis away while acknowledging: the entry stays pending
+                log.exception("delivery %s could not be settled", entry_id.decode())
+                self._waiting[entry_id] = time.monotonic() + self.unavailable_wait
+                return 0
+        self._settled += settled
+        return settled
 
     async def handle(self, entry_id: bytes, fields: dict[bytes, bytes] | None) -> int:
         """Send what one entry asks for; 1 when it is settled (acknowledged), 0 when it waits."""
@@ -201,15 +248,44 @@ class Deliveries:
         await self.client.xtrim(self.stream, minid=floor, approximate=False)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
-        """Rounds until `stop` is set; a failing round is logged and retried."""
-        while not stop.is_set():
-            try:
-                done = await self.round()
-            except Exception:  # Redis away for a moment: the next round retries
-                log.exception("mail delivery round failed")
-                done = 0
-            if not done and not stop.is_set():
-                try:
-                    await asyncio.wait_for(stop.wait(), idle)
-                except TimeoutError:
-                    pass
+        """Keep `concurrency` entries in flight until `stop` is set: whenever a slot is free,
+        read as many entries as there are free slots (XREADGROUP COUNT free). A failing read is
+        logged and retried. Returns once nothing is in flight any more."""
+        stopping = asyncio.ensure_future(stop.wait())
+        try:
+            while not stop.is_set():
+                free = self.concurrency - len(self._in_flight)
+                started: list[asyncio.Task[int]] = []
+                if free > 0:
+                    try:
+                        started = await self.dispatch(free)
+                        if self._settled:
+                            self._settled = 0
+                            await self._trim()
+                    except Exception:  # Redis away for a moment: the next pass retries
+                        log.exception("mail delivery round failed")
+                if stop.is_set():
+                    break
+                if started and len(self._in_flight) < self.concurrency:
+                    continue  # read on while there are entries and free slots
+                # every slot busy, or nothing more to read: until one finishes, or a moment
+                await asyncio.wait([stopping, *self._in_flight.values()], timeout=idle,
+                                   return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+            await self._drain()
+
+    async def _drain(self) -> None:
+        """Let the entries in flight finish (at most `drain_seconds`), then cancel the rest."""
+        tasks = list(self._in_flight.values())
+        if not tasks:
+            return
+        try:
+            await asyncio.wait(tasks, timeout=self.drain_seconds)
+        finally:  # also when we are cancelled ourselves while waiting
+            late = [t for t in tasks if not t.done()]
+            for task in late:
+                task.cancel()
+            if late:
+                log.warning("%d deliveries cancelled at shutdown; they stay pending", len(late))
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -43,7 +43,8 @@ class MailWorker:
 def mail_worker(settings: Settings, pool: asyncpg.Pool, client: redis.Redis, keys: Keys, *,
                 consumer: str | None = None, renderer: TicketRenderer | None = None,
                 claim_idle_ms: int = 60_000, schedule_every: float = 60.0) -> MailWorker:
-    """The mail worker of `settings` (SMTP server, sender, retries, signing keys, PDF folder).
+    """The mail worker of `settings` (SMTP server, sender, retries, signing keys, PDF folder,
+    how many deliveries at once: KWIKA_MAIL_CONCURRENCY, else the render pool's size, at least 2).
     Raises ValueError when email cannot be sent: no SMTP host, or no ticket signing key."""
     keyring = Keyring.parse(settings.ticket_signing_keys)
     if not keyring:
@@ -57,8 +58,10 @@ def mail_worker(settings: Settings, pool: asyncpg.Pool, client: redis.Redis, key
                          lease_seconds=max(300, 3 * settings.smtp_timeout_seconds))
     desk = MailDesk(pool, Postman(email_log, SmtpMailer(settings), settings), store, keyring,
                     settings)
+    concurrency = settings.mail_concurrency or max(2, renderer.workers)
     return MailWorker(Deliveries(client, keys, desk, consumer=consumer,
-                                 claim_idle_ms=claim_idle_ms),
+                                 claim_idle_ms=claim_idle_ms, concurrency=concurrency,
+                                 drain_seconds=settings.smtp_timeout_seconds + 5),
                       Scheduler(pool, desk, store, every=schedule_every), desk, renderer)
 
 
