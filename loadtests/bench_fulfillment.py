@@ -37,7 +37,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -51,7 +50,7 @@ from engine.tickets import Keyring
 from kwika.cli import _uvloop
 from loadtests.bench_http import _event, _make_provider
 from loadtests.bench_purchase import Stats, purchase
-from loadtests.common import REPORTS, PrivateRedis, free_port
+from loadtests.common import REPORTS, PrivateRedis, free_port, wait_ready
 
 TICKETS = re.compile(rb'filename="?tickets-(ORD-[0-9]+-[0-9A-F]+)\.pdf')
 NOTICE = re.compile(rb"^Subject: New sale.*?\((ORD-[0-9]+-[0-9A-F]+)\)", re.MULTILINE | re.DOTALL)
@@ -335,13 +334,7 @@ def main() -> None:
     base = f"http://127.0.0.1:{port}"
     event_ids: list[int] = []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(base)
         token = _make_provider(dsn, base)
         issue_event, issue_pkg = _event(base, token, 1_000_000)
         burst_event, burst_pkg = _event(base, token, 1_000_000)

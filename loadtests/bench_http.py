@@ -17,7 +17,6 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 import urllib.request
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -25,7 +24,7 @@ from pathlib import Path
 
 import asyncpg
 
-from loadtests.common import REPORTS, PrivateRedis, free_port
+from loadtests.common import REPORTS, PrivateRedis, free_port, wait_ready
 
 HERE = Path(__file__).parent
 
@@ -129,13 +128,7 @@ def main() -> None:
     server = subprocess.Popen([kwika, "serve"], env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(base)
         token = _make_provider(dsn, base)
         big_event, big_pkg = _event(base, token, 1_000_000)
         _wrk(base, big_event, big_pkg, 2, 100)  # warm up both workers

@@ -1,6 +1,7 @@
 """Purchases per second end to end: hold, checkout, payment through the sandbox gateway (its API,
-its hosted page, its signed webhook back), confirmed sale. `kwika serve --workers 2` against a
-private redis-server and a database of its own; buyers are asyncio clients on the same machine.
+its hosted page, its signed webhook back), confirmed sale. `kwika serve --workers 2` and one
+`kwika worker` against a private redis-server and a database of its own; buyers are asyncio
+clients on the same machine.
 
     .venv/bin/python -m loadtests.bench_purchase [--seconds 20] [--buyers 200,1000]
 
@@ -21,7 +22,6 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.request
 import uuid
 from collections import defaultdict
 from datetime import UTC, datetime
@@ -31,7 +31,7 @@ import aiohttp
 import asyncpg
 
 from loadtests.bench_http import _call, _event, _make_provider
-from loadtests.common import REPORTS, PrivateRedis, free_port
+from loadtests.common import REPORTS, PrivateRedis, free_port, wait_ready
 
 STEPS = ("hold", "checkout", "pay", "hosted page", "card", "paid")
 BILLING = {"name": "Bench Buyer", "email": "bench@example.test", "phone": "+265991234567"}
@@ -151,6 +151,21 @@ async def verify(dsn: str, event_ids: list[int], bought: int) -> str:
     return f"{paid:,} succeeded payments for {bought:,} purchases seen paid, none paid twice"
 
 
+async def _fulfilled(dsn: str, within: float = 300) -> None:
+    """Wait until the worker has written an order for every succeeded payment (or time is up:
+    the audit then says what is missing)."""
+    conn = await asyncpg.connect(dsn)
+    deadline = time.monotonic() + within
+    try:
+        while time.monotonic() < deadline:
+            paid = await conn.fetchval("SELECT count(*) FROM payments WHERE state = 'succeeded'")
+            if await conn.fetchval("SELECT count(*) FROM orders") >= paid:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await conn.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--seconds", type=float, default=20)
@@ -180,16 +195,12 @@ def main() -> None:
     kwika = str(Path(sys.executable).parent / "kwika")
     subprocess.run([kwika, "migrate"], env=env, check=True)
     server = subprocess.Popen([kwika, "serve"], env=env)
+    # the worker a deployment runs beside the storefront: sales to Postgres (no mail here)
+    worker = subprocess.Popen([kwika, "worker"], env={**env, "KWIKA_MAIL": "false"})
     base = f"http://127.0.0.1:{port}"
     rows, checks, event_ids = [], [], []
     try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                urllib.request.urlopen(base + "/readyz", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.2)
+        wait_ready(base)
         token = _make_provider(dsn, base)
         for buyers in levels:
             hold_event, hold_pkg = _event(base, token, 1_000_000)
@@ -205,6 +216,9 @@ def main() -> None:
     finally:
         server.send_signal(signal.SIGINT)
         server.wait(30)
+        asyncio.run(_fulfilled(dsn))  # the audit expects every sale's order in Postgres
+        worker.send_signal(signal.SIGINT)
+        worker.wait(30)
         audit = subprocess.run([kwika, "audit", *map(str, event_ids)], env=env, capture_output=True,
                                check=False,
                                text=True)
@@ -212,7 +226,7 @@ def main() -> None:
         asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
     lines = ["# Purchases benchmark", "",
              (f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores: `kwika serve "
-              f"--workers {args.workers}` with the sandbox gateway, and the buyers (asyncio, one "
+              f"--workers {args.workers}` and one `kwika worker` with the sandbox gateway, and the buyers (asyncio, one "
               "fresh guest per purchase) on the same machine."),
              "Command: `.venv/bin/python -m loadtests.bench_purchase`", "",
              "| buyers | hold-only holds/s | purchases/s | purchases | p50 s | p99 s | errors |",

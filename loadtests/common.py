@@ -7,10 +7,22 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 
 REPORTS = Path(__file__).with_name("reports")
+
+
+def wait_ready(base: str, within: float = 30) -> None:
+    """Until the server at `base` answers /readyz (or `within` seconds have passed)."""
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(base + "/readyz", timeout=1)
+            return
+        except OSError:
+            time.sleep(0.2)
 
 
 def free_port() -> int:

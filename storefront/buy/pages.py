@@ -161,17 +161,27 @@ async def _draft_redirect(request: web.Request, hold: Hold) -> None:
                                + ("" if draft.status == "paid" else "/payment"))
 
 
-@routes.get(HOLD + "/checkout")
-async def checkout_form(request: web.Request) -> web.Response:
+async def _checkout_hold(request: web.Request) -> tuple[Hold, object] | web.Response:
+    """The caller's live hold to check out, or the page to show instead: not theirs or gone, a
+    login the event requires, or (by redirect) the order already being paid."""
     found = await _own_hold(request)
     if isinstance(found, web.Response):
         return found
-    hold, now = found
+    hold, _ = found
     facts = await request.app[EVENT_CACHE].get(hold.event_id)
     if _login_needed(request, facts):
         return _notice(request, 401, "Log in to check out", "This event sells tickets to "
                        "people with an account only.", login_next=request.path)
     await _draft_redirect(request, hold)
+    return found
+
+
+@routes.get(HOLD + "/checkout")
+async def checkout_form(request: web.Request) -> web.Response:
+    found = await _checkout_hold(request)
+    if isinstance(found, web.Response):
+        return found
+    hold, now = found
     values: dict[str, str] = {}
     draft = await request.app[ORDERS].draft(hold.event_id, hold.id)
     if draft is not None:
@@ -183,15 +193,10 @@ async def checkout_form(request: web.Request) -> web.Response:
 
 @routes.post(HOLD + "/checkout")
 async def checkout_submit(request: web.Request) -> web.Response:
-    found = await _own_hold(request)
+    found = await _checkout_hold(request)  # a replayed form: the payment under way, not another
     if isinstance(found, web.Response):
         return found
     hold, now = found
-    facts = await request.app[EVENT_CACHE].get(hold.event_id)
-    if _login_needed(request, facts):
-        return _notice(request, 401, "Log in to check out", "This event sells tickets to "
-                       "people with an account only.", login_next=request.path)
-    await _draft_redirect(request, hold)  # a replayed form: the payment under way, not another
     tickets = sum(i.quantity for i in hold.items) + len(hold.seats)
     form = read_checkout(await read_form(request), tickets)
     if form.errors:
