@@ -228,19 +228,13 @@ async def _against_orders(pool: asyncpg.Pool, event_id: int, raw: dict, settled_
                         if live_seats.get(sid) != f"s:{number}"]
     unwritten = sorted(n for n, sale in sales.items()
                        if sale["state"] == "sold" and n not in written and sale.get("at", 0) <= settled_before)
-    if missing:
-        problems.append(f"{len(missing)} order(s) Postgres has confirmed are not sold in Redis: "
-                        f"{missing[:10]}")
-    if differ:
-        problems.append(f"{len(differ)} order(s) have other tickets in Postgres than in Redis: "
-                        f"{differ[:10]}")
-    if unsold:
-        problems.append(f"{len(unsold)} order(s) refunded or cancelled in Postgres are sold in "
-                        f"Redis: {unsold[:10]}")
-    if wrong_seats:
-        problems.append(f"{len(wrong_seats)} seat(s) with a valid ticket in Postgres are not sold "
-                        f"to its order in Redis: {wrong_seats[:10]}")
-    if unwritten:
-        problems.append(f"{len(unwritten)} sale(s) in Redis older than the grace period have no "
-                        f"order in Postgres (fulfillment behind or failing?): {unwritten[:10]}")
+    for found, what in (
+            (missing, "order(s) Postgres has confirmed are not sold in Redis"),
+            (differ, "order(s) have other tickets in Postgres than in Redis"),
+            (unsold, "order(s) refunded or cancelled in Postgres are sold in Redis"),
+            (wrong_seats, "seat(s) with a valid ticket in Postgres are not sold to its order in Redis"),
+            (unwritten, ("sale(s) in Redis older than the grace period have no order in Postgres "
+                        "(fulfillment behind or failing?)"))):
+        if found:
+            problems.append(f"{len(found)} {what}: {found[:10]}")
     return problems

@@ -36,7 +36,8 @@ async def _event(client, factory, seats=0, capacity=20):
     return event, pkg, section
 
 
-async def _sell(inventory, event_id, buyer, items=None, seat_ids=None, number="ORD-1-AAAA"):
+async def _sell(inventory, event_id, buyer, items=None, seat_ids=None,
+                number="ORD-1-AAAA") -> SaleRecord:
     """A sale as the payments desk makes it: the hold confirmed with its SaleRecord."""
     hold = await inventory.hold(event_id, buyer, items or {}, seat_ids or [])
     tickets = sum(i.quantity for i in hold.items) + len(hold.seats)
@@ -49,7 +50,7 @@ async def _sell(inventory, event_id, buyer, items=None, seat_ids=None, number="O
         payment=f"{number}-PAY", gateway="sandbox")
     await inventory.client.sadd(inventory.keys.selling(), event_id)
     await inventory.confirm(event_id, hold, number, extra=msgspec.to_builtins(record))
-    return hold
+    return record
 
 
 def _desk(app, **kw) -> Fulfillment:

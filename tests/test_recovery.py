@@ -17,13 +17,13 @@ from engine import inventory as inventory_module
 from engine.audit import audit
 from engine.inventory import HoldRefused
 from engine.onsale import reconcile_once
-from engine.orders import Attendee, Billing, SaleRecord
+from engine.orders import SaleRecord
 from fulfillment.consumer import Fulfillment
 from fulfillment.issuing import Issuer
 from storefront.appkeys import CATALOG, DB, INVENTORY
+from tests.test_fulfillment import _sell
 
 EV = "/api/provider/events"
-BILLING = Billing(name="Chikondi Banda", email="chikondi@example.test")
 
 
 async def _event(client, factory, seats: int, capacity: int):
@@ -35,22 +35,6 @@ async def _event(client, factory, seats: int, capacity: int):
     section = await factory.section(provider, event["id"], seated["id"], rows=1, seats_per_row=seats)
     assert (await client.post(f"{EV}/{event['id']}/publish", headers=provider.h)).status == 200
     return event["id"], ga["id"], [s["id"] for s in section["seats"]]
-
-
-async def _sell(inventory, event_id, buyer, number, items=None, seat_ids=None) -> SaleRecord:
-    """A sale as the payments desk makes it: the hold confirmed with its sale record."""
-    hold = await inventory.hold(event_id, buyer, items or {}, seat_ids or [])
-    tickets = sum(i.quantity for i in hold.items) + len(hold.seats)
-    record = SaleRecord(
-        order_number=number, hold_id=hold.id, buyer=buyer,
-        ga=[(i.package_id, i.quantity, i.unit_price) for i in hold.items],
-        seats=[(s.seat_id, s.package_id, s.price) for s in hold.seats],
-        attendees=[Attendee(name=f"Guest {n}", email=f"g{n}@example.test") for n in range(tickets)],
-        billing=BILLING, subtotal=hold.total, fees=0, total=hold.total, currency="MWK",
-        payment=f"{number}-PAY", gateway="sandbox")
-    await inventory.client.sadd(inventory.keys.selling(), event_id)
-    await inventory.confirm(event_id, hold, number, extra=msgspec.to_builtins(record))
-    return record
 
 
 async def _paid(db, event_id: int, record: SaleRecord) -> None:
@@ -74,11 +58,11 @@ async def _book(client, factory, db, seats=6, capacity=20):
     inventory = app[INVENTORY]
     event_id, ga, seat_ids = await _event(client, factory, seats, capacity)
     desk = _desk(app)
-    await _sell(inventory, event_id, "u:1", "ORD-1-WRITTEN", {ga: 2}, seat_ids[:1])
-    both = await _sell(inventory, event_id, "u:2", "ORD-1-BOTH", {ga: 1}, seat_ids[1:2])
+    await _sell(inventory, event_id, "u:1", {ga: 2}, seat_ids[:1], number="ORD-1-WRITTEN")
+    both = await _sell(inventory, event_id, "u:2", {ga: 1}, seat_ids[1:2], number="ORD-1-BOTH")
     await _paid(db, event_id, both)
     assert await desk.round() == 2
-    paid = await _sell(inventory, event_id, "u:3", "ORD-1-PAID", {ga: 3}, seat_ids[2:4])
+    paid = await _sell(inventory, event_id, "u:3", {ga: 3}, seat_ids[2:4], number="ORD-1-PAID")
     await _paid(db, event_id, paid)
     sold_seats = set(seat_ids[:4])
     assert await audit(inventory, event_id, db) == []
@@ -180,7 +164,7 @@ async def test_an_older_copy_with_a_live_hold_on_a_sold_seat_gives_the_seat_back
     copy = {k: await rds.dump(k) for k in inventory.event_keys(event_id) if await rds.exists(k)}
     release = (await inventory.find_hold(event_id, buyer="u:50"))[0]
     await inventory.release(event_id, release.id, "u:50")
-    late = await _sell(inventory, event_id, "u:51", "ORD-1-LATE", {ga: 2}, seat_ids[4:5])
+    late = await _sell(inventory, event_id, "u:51", {ga: 2}, seat_ids[4:5], number="ORD-1-LATE")
     await _paid(db, event_id, late)
     for key, value in copy.items():  # the older copy comes back (a restart: another run id)
         await rds.restore(key, 0, value, replace=True)
