@@ -41,7 +41,7 @@ GRACE_SECONDS = 60.0  # a sale younger than this may not be written to Postgres 
 async def audit(inventory: Inventory, event_id: int, pool: asyncpg.Pool | None = None, *,
                 grace_seconds: float = GRACE_SECONDS) -> list[str]:
     keys = dict(zip(EVENT_KEYS, inventory.event_keys(event_id), strict=True))
-    names = ("meta", "stock", "holds", "sales", "seats", "buyers", "baskets", "seatinfo")
+    names = ("meta", "stock", "holds", "sales", "seats", "buyers", "seatinfo")
     now = await inventory.client.time()  # Redis time (sales are stamped with it), before reading
     if isinstance(now, dict):  # a cluster answers per node
         now = min(now.values())
@@ -120,12 +120,17 @@ def _redis_books(raw: dict) -> list[str]:
             if seat_counts != {f: c[f] for f in ("avail", "held", "sold")}:
                 problems.append(f"package {pid}: its seats are {seat_counts} but its counters say "
                                 f"{ {f: c[f] for f in ('avail', 'held', 'sold')} }")
-    buyers = {k.decode(): int(v) for k, v in raw["buyers"].items()}
+    buyers, baskets = {}, {}
+    for k, v in raw["buyers"].items():
+        field = k.decode()
+        if field.endswith("|b"):  # the buyer's basket, beside their counts
+            baskets[field[:-2]] = v.decode()
+        else:
+            buyers[field] = int(v)
     expected = {k: v for k, v in per_buyer.items() if v}
     if buyers != expected:
         wrong = sorted(set(buyers.items()) ^ set(expected.items()))[:10]
         problems.append(f"buyer counts disagree with holds and sales: {wrong}")
-    baskets = {k.decode(): v.decode() for k, v in raw["baskets"].items()}
     for buyer, hold_id in baskets.items():
         if hold_id not in holds or holds[hold_id]["buyer"] != buyer:
             problems.append(f"the basket of {buyer} names {hold_id}, which is not their live hold")

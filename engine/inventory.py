@@ -34,7 +34,7 @@ Reason = Literal[
     "stock_gone", "refunded", "order_number_taken", "not_owner", "hold_changed", "restoring",
 ]
 EVENT_KEYS = ("meta", "pkgs", "stock", "seats", "seatinfo", "holds", "expiry", "buyers", "sales",
-              "orders", "baskets")
+              "orders", "limits")
 SCRIPTS = ("load_stock", "hold", "best_available", "release", "expire", "confirm", "unsell",
            "availability", "get_hold", "begin_restore", "open_stock")
 STATUS_FOR = {"published": "on_sale", "postponed": "paused", "cancelled": "closed",
@@ -209,22 +209,25 @@ SEAT_STATE = {"a": "available", "b": "blocked", "x": "blocked", "h": "held", "s"
 
 
 class HoldLimits(msgspec.Struct, frozen=True, kw_only=True):
-    """Rate limits on making holds, checked inside the hold script (no extra round trip): per
-    buyer and per client address (`client`, as the storefront buckets addresses), in the event.
-    Each is `(burst, per_minute)`; a burst of 0 means no limit."""
+    """Rate limits on making holds, checked inside the hold script (no extra round trip), all in
+    the event: holds per buyer, holds per client address (`client`, as the storefront buckets
+    addresses), and guests new to the event per client address (`new_guest`: a guest's first
+    hold here, so fresh identities cost the address, wherever they were minted). Each is
+    `(burst, per_minute)`; a burst of 0 means no limit."""
 
     client: str = ""
     buyer: tuple[int, int] = (0, 1)
     ip: tuple[int, int] = (0, 1)
+    new_guest: tuple[int, int] = (0, 1)
 
 
 NO_LIMITS = HoldLimits()
 
 
 @functools.lru_cache(maxsize=64)
-def _rates(buyer: tuple[int, int], ip: tuple[int, int]) -> bytes:
+def _rates(buyer: tuple[int, int], ip: tuple[int, int], new_guest: tuple[int, int]) -> bytes:
     """The limits as the hold script takes them (the same few for every call of a process)."""
-    return msgspec.json.encode({"buyer": buyer, "ip": ip})
+    return msgspec.json.encode({"buyer": buyer, "ip": ip, "new": new_guest})
 
 
 class LoadResult(msgspec.Struct, kw_only=True):
@@ -389,14 +392,15 @@ class Inventory:
         same `hold_id` returns the same hold). Invalid input raises Invalid before Redis."""
         items, seat_ids = items or {}, list(seat_ids or [])
         check_selection(items, seat_ids)
+        keyed = "1" if hold_id else "0"
         hold_id = hold_id or new_hold_id(event_id)
         _own_event(event_id, hold_id)
         request = {"ga": [[p, q] for p, q in items.items()], "seats": seat_ids}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
         result = await self._run("hold", event_id, hold_id, buyer, ttl,
                                  msgspec.json.encode(request), LAZY_EXPIRE,
-                                 _rates(limits.buyer, limits.ip),
-                                 extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client))
+                                 _rates(limits.buyer, limits.ip, limits.new_guest),
+                                 limits.client or "unknown", keyed)
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
@@ -413,6 +417,7 @@ class Inventory:
         for name, value in (("section_id", section_id), ("price_min", price_min), ("price_max", price_max)):
             if value is not None and not _whole(value, 0, MAX_ID):
                 raise Invalid(f"{name} must be a whole number", fields={name: "not a whole number"})
+        keyed = "1" if hold_id else "0"
         hold_id = hold_id or new_hold_id(event_id)
         _own_event(event_id, hold_id)
         request = {"quantity": quantity, "section": section_id or 0, "price_min": price_min or 0,
@@ -420,9 +425,9 @@ class Inventory:
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
         result = await self._run("best_available", event_id, hold_id, buyer, ttl,
                                  msgspec.json.encode(request), LAZY_EXPIRE,
-                                 _rates(limits.buyer, limits.ip),
-                                 extra_keys=self.keys.hold_buckets(event_id, buyer, limits.client)
-                                 + self.layout_keys(event_id))
+                                 _rates(limits.buyer, limits.ip, limits.new_guest),
+                                 limits.client or "unknown", keyed,
+                                 extra_keys=self.layout_keys(event_id))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         return _hold(event_id, msgspec.convert(result["hold"], _RawHold))

@@ -81,17 +81,6 @@ class Keys:
         """The order draft of one hold (engine/orders.py); hold ids are checked ids, no braces."""
         return self.event(event_id, f"draft:{_untag(hold_id)}")
 
-    def hold_buckets(self, event_id: int, buyer: str, client: str) -> tuple[str, str]:
-        """The rate limits of one hold request (scripts/lua/includes/ratelimit.lua): the buyer's
-        holds and the client address's holds, in this event. User-controlled parts are escaped so
-        they never form a hash tag."""
-        who, where = _untag(buyer), _untag(client or "unknown")
-        return self.event(event_id, f"rl:buyer:{who}"), self.event(event_id, f"rl:ip:{where}")
-
-    def new_guests(self, client: str) -> str:
-        """The limit on guest identities minted for one client address, across all events."""
-        return f"{self.prefix}:rl:guests:{_untag(client or 'unknown')}"
-
     # --- cross-event ----------------------------------------------------------------------
     def selling(self) -> str:
         """Set of event ids that sold lately: their orders streams still need fulfilling even

@@ -139,14 +139,13 @@ def redis_ceiling(port: int, total: int = 200_000) -> list[Result]:
 
     asyncio.run(load())
     keys = [Keys("ceiling").event(ev.id, k) for k in EVENT_KEYS]
-    keys += list(Keys("ceiling").hold_buckets(ev.id, "bench", "127.0.0.1"))
     results = []
     for pipeline in (1, 16):
         out = subprocess.run(
             ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(total), "-P", str(pipeline),
              "-r", "1000000000", "--csv", "EVALSHA", script.sha, str(len(keys)), *keys,
              f"H{ev.id}-__rand_int__", "u:__rand_int__", "900000",
-             f'{{"ga":[[{pkg.id},1]],"seats":[]}}', "20", LIMITS_JSON],
+             f'{{"ga":[[{pkg.id},1]],"seats":[]}}', "20", LIMITS_JSON, "127.0.0.1", "0"],
             capture_output=True, text=True, check=True)
         line = [x for x in out.stdout.splitlines() if x.startswith('"EVALSHA')][-1]
         # "name",rps,avg,min,p50,p95,p99,max (the name holds commas of its own)

@@ -121,10 +121,12 @@ def hold_out(hold: Hold, currency: str, now: datetime) -> HoldOut:
 
 def refusal(exc: HoldRefused) -> ApiError:
     fields = {k: ", ".join(map(str, v)) if isinstance(v, list) else str(v) for k, v in exc.detail.items()}
-    headers = {}
+    headers, message = {}, str(exc)
     if exc.reason == "rate_limited":
         headers["Retry-After"] = str(max(1, -(-int(exc.detail.get("retry_after_ms", 1000)) // 1000)))
-    return ApiError(REFUSAL_STATUS.get(exc.reason, 409), exc.reason, str(exc), fields, headers)
+        if exc.detail.get("scope") == "new":
+            message = "too many new visitors from your network just now; log in, or try again in a moment"
+    return ApiError(REFUSAL_STATUS.get(exc.reason, 409), exc.reason, message, fields, headers)
 
 
 def idempotency_key(request: web.Request, key: str | None = None) -> str | None:
@@ -153,7 +155,7 @@ async def attempt_hold(request: web.Request, event_id: int, body: Selection,
     itself is returned, so the caller can keep a new guest's cookie."""
     items = _check_selection(body)
     facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
+    buyer = buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
         hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
@@ -169,7 +171,7 @@ async def attempt_best_available(request: web.Request, event_id: int, body: Best
     if body.price_min is not None and body.price_max is not None and body.price_min > body.price_max:
         raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
     facts = await request.app[EVENT_CACHE].get(event_id)
-    buyer = await buyer_for_hold(request, facts.allow_guest_checkout)
+    buyer = buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
         hold_id = derived_hold_id(event_id, request.app[SETTINGS].secret_key, buyer.key, key)
@@ -195,7 +197,10 @@ async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitab
 
 
 def keep_guest(request: web.Request, response: web.StreamResponse, attempt: HoldAttempt) -> None:
-    """Set the cookie of a guest identity minted for `attempt` on `response`."""
+    """Set the cookie of a guest identity minted for `attempt` on `response` (unless the hold was
+    rate-limited: then the identity was never counted, and is dropped)."""
+    if attempt.refused is not None and attempt.refused.code == "rate_limited":
+        return
     if attempt.buyer.new_guest_cookie:
         set_guest_cookie(request, response, attempt.buyer.new_guest_cookie)
 

@@ -2,10 +2,12 @@
 
 A guest identity lives in the `kwika_guest` cookie, signed for the purpose "guest" (no other
 signed value passes for it). It is minted only when a guest makes a hold in an event that allows
-guests, and minting costs: at most KWIKA_GUESTS_PER_IP_PER_MINUTE per client address (IPv6: per
-/64) across all events, so a script cannot mint identities faster than that to dodge per-buyer
-limits. Per-buyer limits (per package, per event, one basket) hold per identity;
-holds are also rate-limited per identity and per client address (`HoldLimits`).
+guests, and a guest costs where it is spent: a guest's first hold in an event counts against
+KWIKA_GUESTS_PER_IP_PER_MINUTE for its client address (IPv6: per /64) in that event, inside the
+hold script's one call (`HoldLimits.new_guest`). So a script cannot bring fresh identities into
+an event faster than that to dodge per-buyer limits, wherever it minted them. Per-buyer limits
+(per package, per event, one basket) hold per identity; holds are also rate-limited per identity
+and per client address.
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ from engine.accounts import User
 from engine.errors import Unauthenticated
 from engine.inventory import HoldLimits
 from engine.signing import sign, unsign
-from storefront.appkeys import KEYS, LIMITER, SETTINGS, USER
+from storefront.appkeys import SETTINGS, USER
 from storefront.auth import GUEST_COOKIE
 from storefront.client import client_bucket
-from storefront.errors import ApiError
 
 GUEST_COOKIE_DAYS = 30
 
@@ -47,9 +48,9 @@ def current_buyer(request: web.Request) -> str | None:
     return f"g:{guest}" if guest else None
 
 
-async def buyer_for_hold(request: web.Request, allow_guest: bool) -> Buyer:
-    """The buyer a new hold belongs to; mints a guest identity where guests may buy, at most
-    KWIKA_GUESTS_PER_IP_PER_MINUTE per client address across all events (429 beyond).
+def buyer_for_hold(request: web.Request, allow_guest: bool) -> Buyer:
+    """The buyer a new hold belongs to; mints a guest identity where guests may buy (what it
+    costs is counted by the hold itself: `hold_limits`).
 
     Raises Unauthenticated (`login_required`) when the event takes no guests, whatever guest
     cookie the caller has."""
@@ -61,20 +62,13 @@ async def buyer_for_hold(request: web.Request, allow_guest: bool) -> Buyer:
     existing = current_buyer(request)
     if existing is not None:
         return Buyer(existing)
-    settings = request.app[SETTINGS]
-    per_minute = settings.guests_per_ip_per_minute
-    wait = await request.app[LIMITER].wait_ms(request.app[KEYS].new_guests(client_bucket(request)),
-                                              per_minute, per_minute)
-    if wait:
-        raise ApiError(429, "rate_limited", "too many new visitors from your network just now; "
-                       "log in, or try again in a moment", headers={
-                           "Retry-After": str(max(1, -(-wait // 1000)))})
     guest = secrets.token_urlsafe(16)
-    return Buyer(f"g:{guest}", sign(settings.secret_key, "guest", guest))
+    return Buyer(f"g:{guest}", sign(request.app[SETTINGS].secret_key, "guest", guest))
 
 
 def hold_limits(request: web.Request, buyer: Buyer) -> HoldLimits:
-    """The rate limits of a hold request by `buyer` from this client (per minute, as settings)."""
+    """The rate limits of a hold request by `buyer` from this client (per minute, as settings);
+    a guest new to the event also spends one of the address's new guests."""
     settings = request.app[SETTINGS]
 
     def per_minute(n: int) -> tuple[int, int]:
@@ -82,7 +76,8 @@ def hold_limits(request: web.Request, buyer: Buyer) -> HoldLimits:
 
     return HoldLimits(client=client_bucket(request),
                       buyer=per_minute(settings.holds_per_buyer_per_minute),
-                      ip=per_minute(settings.holds_per_ip_per_minute))
+                      ip=per_minute(settings.holds_per_ip_per_minute),
+                      new_guest=per_minute(settings.guests_per_ip_per_minute))
 
 
 def set_guest_cookie(request: web.Request, response: web.StreamResponse, value: str) -> None:

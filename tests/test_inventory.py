@@ -262,6 +262,26 @@ async def test_one_basket_and_per_buyer_limit_under_50_simultaneous_holds(inv):
     await check_invariants(inv, ev.id)
 
 
+async def test_fresh_guests_from_one_address_race_for_its_new_guest_budget(inv):
+    """300 guests new to the event, from one address, at once, for a package of 100 with a
+    per-buyer limit of 2: the address may bring 7 new guests a minute into the event, so exactly
+    7 hold (2 each), the rest are rate_limited (scope `new`) and take nothing; a signed-in buyer
+    from the same address is not a new guest and still holds."""
+    from engine.inventory import HoldLimits
+    ev, pkg, _ = await loaded(inv, capacity=100, per_buyer_limit=2)
+    limits = HoldLimits(client="198.51.100.7", buyer=(10, 10), ip=(1000, 1000), new_guest=(7, 1))
+    results = await asyncio.gather(*[inv.hold(ev.id, f"g:bot{i}", {pkg.id: 2}, limits=limits)
+                                     for i in range(300)], return_exceptions=True)
+    won = [r for r in results if not isinstance(r, Exception)]
+    lost = [r for r in results if isinstance(r, Exception)]
+    assert len(won) == 7 and len({h.buyer for h in won}) == 7
+    assert all(isinstance(r, HoldRefused) and r.reason == "rate_limited"
+               and r.detail["scope"] == "new" for r in lost)
+    assert (await inv.availability(ev.id)).packages[pkg.id].held == 14
+    await inv.hold(ev.id, "u:member", {pkg.id: 2}, limits=limits)
+    await check_invariants(inv, ev.id)
+
+
 async def test_expiring_holds_return_stock_exactly_once(inv):
     ev, pkg, _ = await loaded(inv, capacity=100)
     short = await asyncio.gather(*[inv.hold(ev.id, f"s{i}", {pkg.id: 1}, ttl_seconds=1)

@@ -120,12 +120,6 @@ def test_every_builder_stays_under_the_prefix_and_tags_event_keys():
             assert (_slot_tag(key) == "ev:1") == wants_event, (name, key)
 
 
-def test_hold_buckets_escape_what_the_client_controls():
-    """A buyer or a forwarded address with braces cannot move a bucket out of the event's slot."""
-    for key in Keys("kw").hold_buckets(7, "g:{ev:9}", "{x}"):
-        assert _slot_tag(key) == "ev:7" and key.startswith("kw:{ev:7}:rl:")
-
-
 @pytest.mark.parametrize("prefix", ["", "a b", "{kw}", "k}w", "x" * 33, "kw\n"])
 def test_a_prefix_that_could_break_the_hash_tags_is_refused(prefix):
     with pytest.raises(ValueError):

@@ -124,13 +124,15 @@ def test_hold_survives_anything(world, data):
         "seats": st.lists(maybe(st.sampled_from(w.seats), number), max_size=110) | json_junk,
     }).map(json.dumps)))
     limits = data.draw(maybe(
-        st.sampled_from(['{"buyer":[0,1],"ip":[0,1]}', '{"buyer":[50,60],"ip":[500,600]}']),
+        st.sampled_from(['{"buyer":[0,1],"ip":[0,1]}', '{"buyer":[50,60],"ip":[500,600],"new":[5,5]}']),
         st.fixed_dictionaries({"buyer": st.lists(number, max_size=3),
                                "ip": st.lists(number, max_size=3),
-                               "guest": st.lists(number, max_size=3)}).map(json.dumps) | junk))
+                               "new": st.lists(number, max_size=3)}).map(json.dumps) | junk))
     args = [hold_id, buyer, data.draw(maybe(st.sampled_from(["900000", "1000"]))),
-            selection, data.draw(maybe(st.sampled_from(["0", "20"]))), limits]
-    w.call("hold", *args, extra_keys=w.inv.keys.hold_buckets(w.event.id, "x", "1.2.3.4"))
+            selection, data.draw(maybe(st.sampled_from(["0", "20"]))), limits,
+            data.draw(maybe(st.sampled_from(["1.2.3.4", "2001:db8::/64", "x" * 100]))),
+            data.draw(maybe(st.sampled_from(["0", "1"])))]
+    w.call("hold", *args)
 
 
 @HYPOTHESIS
@@ -204,9 +206,9 @@ def test_best_available_survives_anything(world, data):
         "price_max": maybe(st.sampled_from([0, 1000, 5000]), number)}).map(json.dumps)))
     args = [data.draw(maybe(st.sampled_from([f"H{w.event.id}-best1", w.hold.id]))),
             data.draw(maybe(st.sampled_from(["u:cat", "g:dan", "u:ann"]))), "900000", request, "20",
-            '{"buyer":[0,1],"ip":[0,1]}']
-    w.call("best_available", *args, extra_keys=w.inv.keys.hold_buckets(w.event.id, "x", "1.2.3.4")
-           + w.inv.layout_keys(w.event.id))
+            '{"buyer":[0,1],"ip":[0,1],"new":[1,1]}', data.draw(maybe(st.just("1.2.3.4"))),
+            data.draw(maybe(st.sampled_from(["0", "1"])))]
+    w.call("best_available", *args, extra_keys=w.inv.layout_keys(w.event.id))
 
 
 @HYPOTHESIS

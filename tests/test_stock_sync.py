@@ -174,7 +174,7 @@ async def test_confirm_refuses_refunded_orders_and_second_orders(client, factory
 async def test_one_bad_argument_fails_only_its_caller(rds):
     runner = ScriptRunner(rds)
     script = load_script("expire")
-    keys = tuple(f"kwtest:{{ev:1}}:{n}" for n in range(10))
+    keys = tuple(f"kwtest:{{ev:1}}:{n}" for n in range(11))
     results = await asyncio.gather(
         *[runner.run(script, keys, (5,)) for _ in range(20)],
         runner.run(script, keys, (1.5,)), return_exceptions=True)

@@ -44,3 +44,23 @@ async def test_readyz_reports_a_stopped_sweeper(settings):
         await asyncio.gather(task, return_exceptions=True)
         resp = await c.get("/readyz")
         assert resp.status == 503 and (await resp.json())["checks"]["sweeper"] == "error: stopped"
+
+
+async def test_sweep_drops_rate_limit_states_that_are_past(client, factory):
+    """The hold rate limits keep their state as fields of the event's `limits` hash (no key with
+    a TTL per buyer); a state whose time has passed is worth nothing, and the sweeper drops it,
+    while one still in the future stays (dropping it would refill that bucket early)."""
+    from engine.inventory import HoldLimits
+    provider = await factory.user("provider")
+    event = await factory.published_event(provider)
+    pkg_id = (await (await client.get(f"/api/events/{event['slug']}")).json())["packages"][0]["id"]
+    inventory = client.server.app[INVENTORY]
+    limits = HoldLimits(client="203.0.113.9", buyer=(5, 1), ip=(5, 1), new_guest=(5, 1))
+    await inventory.hold(event["id"], "g:fresh", {pkg_id: 1}, limits=limits)
+    key = inventory.keys.event(event["id"], "limits")
+    live = {k.decode() for k in await inventory.client.hkeys(key)}
+    assert live == {"b:g:fresh", "ip:203.0.113.9", "new:203.0.113.9"}
+    sec, _ = await inventory.client.time()
+    await inventory.client.hset(key, mapping={"b:u:gone": (sec - 5) * 1000, "ip:10.0.0.1": 1})
+    await sweep_once(inventory)
+    assert {k.decode() for k in await inventory.client.hkeys(key)} == live

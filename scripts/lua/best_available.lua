@@ -5,10 +5,11 @@
 -- other, whose middle is nearest the middle of the row. The first row that has such a run wins:
 -- a group is never split. With a price band, only seats whose price is inside it count. At most
 -- 5,000 seats are looked at per call; past that the answer is no_adjacent_run like when none is.
--- KEYS[1..11] the event keys of includes/common.lua, KEYS[12..13] the rate limits (holding.lua),
--- KEYS[14] the seat layout: zset of seat ids scored section_rank * 1e10 + row_rank * 1e5 + column
--- KEYS[15] hash: section id -> section rank
--- ARGV[1..3], ARGV[5..6] as includes/holding.lua says (hold id, buyer, ttl; lazy expiry, limits)
+-- KEYS[1..11] the event keys of includes/common.lua
+-- KEYS[12] the seat layout: zset of seat ids scored section_rank * 1e10 + row_rank * 1e5 + column
+-- KEYS[13] hash: section id -> section rank
+-- ARGV[1..3], ARGV[5..8] as includes/holding.lua says (hold id, buyer, ttl; lazy expiry, limits,
+--         client address, whether the hold id may have been used before)
 -- ARGV[4] JSON {quantity, section = section id or 0 (any), price_min, price_max (0: no bound)}
 -- returns JSON {ok = true, hold = {...}} or {ok = false, reason = 'no_adjacent_run' |
 --         'unknown_section' | any refusal of hold}
@@ -19,7 +20,7 @@
 local SECTION, ROW, SCAN_LIMIT, PAGE = 1e10, 1e5, 5000, 500
 local a = hold_args()
 local req = json_of(ARGV[4])
-if not a or not req or #KEYS ~= 15 then
+if not a or not req or #KEYS ~= 13 then
   return refuse('bad_input', {argument = 'best_available arguments'})
 end
 local quantity, section = int_in(req.quantity, 1, MAX_SEATS), int_in(req.section, 0, MAX_ID)
@@ -28,12 +29,12 @@ if not (quantity and section and price_min and price_max) then
   return refuse('bad_input', {argument = 'best_available request'})
 end
 
-local ctx, answer = open_hold(a)
+local ctx, answer = open_hold(a, {})
 if not ctx then return answer end
 
 local low, high = '-inf', '+inf'
 if section > 0 then
-  local rank = tonumber(redis.call('HGET', KEYS[15], tostring(section)))
+  local rank = tonumber(redis.call('HGET', KEYS[13], tostring(section)))
   if not rank then return refuse('unknown_section', {section_id = section}) end
   low, high = rank * SECTION, '(' .. string.format('%.0f', (rank + 1) * SECTION)
 end
@@ -72,7 +73,7 @@ end
 
 local scanned, offset, row, row_key, picked, exhausted = 0, 0, {}, nil, nil, false
 while not picked and scanned < SCAN_LIMIT do
-  local page = redis.call('ZRANGEBYSCORE', KEYS[14], low, high, 'WITHSCORES', 'LIMIT', offset, PAGE)
+  local page = redis.call('ZRANGEBYSCORE', KEYS[12], low, high, 'WITHSCORES', 'LIMIT', offset, PAGE)
   if #page == 0 then exhausted = true; break end
   offset = offset + #page / 2
   local ids = {}

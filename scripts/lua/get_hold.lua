@@ -9,7 +9,7 @@
 local hold_id = ARGV[1]
 if hold_id == '' then
   if not text(ARGV[2], 100, BUYER) then return refuse('bad_input', {argument = 'buyer'}) end
-  hold_id = redis.call('HGET', K.baskets, ARGV[2])
+  hold_id = redis.call('HGET', K.buyers, ARGV[2] .. '|b')
 elseif not text(hold_id, 64, HOLD_ID) then
   return refuse('bad_input', {argument = 'hold id'})
 end

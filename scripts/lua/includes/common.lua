@@ -10,10 +10,12 @@ local K = {
   seatinfo = KEYS[5],  -- hash: seat id -> JSON {p = package id, price}
   holds = KEYS[6],     -- hash: hold id -> JSON hold
   expiry = KEYS[7],    -- zset: hold id scored by expiry (ms)
-  buyers = KEYS[8],    -- hash: "<buyer>|<pid>" and "<buyer>|*" -> tickets in live holds and sales
+  buyers = KEYS[8],    -- hash: "<buyer>|<pid>" and "<buyer>|*" -> tickets in live holds and sales;
+                       --       "<buyer>|b" -> the id of the buyer's one live hold (basket)
   sales = KEYS[9],     -- hash: order number -> JSON sale; "hold:<hold id>" -> order number
   orders = KEYS[10],   -- stream: one entry per confirmed sale
-  baskets = KEYS[11],  -- hash: buyer -> the id of their one live hold in this event
+  limits = KEYS[11],   -- hash: the hold rate limits' state (includes/ratelimit.lua): "b:<buyer>",
+                       --       "ip:<address>", "new:<address>" -> theoretical arrival time (ms)
 }
 
 -- Bounds on one call's work: no call can keep Redis busy for long.
@@ -92,8 +94,22 @@ local function bump_buyer(buyer, pid, by)
   end
 end
 
-local function buyer_has(buyer, pid)
+-- Tickets `buyer` has of package `pid` ('*': all packages), from `known` (pid -> count, as
+-- read_buyer fills it) when it has the entry.
+local function buyer_has(buyer, pid, known)
+  local n = known and known[tostring(pid)]
+  if n then return n end
   return tonumber(redis.call('HGET', K.buyers, buyer .. '|' .. pid) or '0')
+end
+
+-- The buyer's basket and counts of `pids` and '*' in one read: basket (or false), {pid -> count}.
+local function read_buyer(buyer, pids)
+  local fields = {buyer .. '|b', buyer .. '|*'}
+  for _, pid in ipairs(pids) do fields[#fields + 1] = buyer .. '|' .. pid end
+  local got = redis.call('HMGET', K.buyers, unpack(fields))
+  local known = {['*'] = tonumber(got[2] or '0')}
+  for i, pid in ipairs(pids) do known[tostring(pid)] = tonumber(got[i + 2] or '0') end
+  return got[1], known
 end
 
 local conf_cache = {}
@@ -114,8 +130,8 @@ end
 
 -- Can `buyer` take `lines` ({package, quantity} pairs) right now? nil when yes, else the refusal.
 -- `sale_rules` false skips the sale window and order size (a live hold being paid for); `cap` is
--- the event's buyer cap (0: none).
-local function check_take(lines, buyer, now, sale_rules, cap)
+-- the event's buyer cap (0: none); `known` the buyer's counts where already read (see buyer_has).
+local function check_take(lines, buyer, now, sale_rules, cap, known)
   local total = 0
   for _, line in ipairs(lines) do
     local pid, qty = line[1], line[2]
@@ -131,7 +147,7 @@ local function check_take(lines, buyer, now, sale_rules, cap)
       if qty > conf.max then return refuse('above_maximum', {package_id = pid, maximum = conf.max}) end
     end
     if conf.limit > 0 then
-      local have = buyer_has(buyer, pid)
+      local have = buyer_has(buyer, pid, known)
       if have + qty > conf.limit then
         return refuse('limit_exceeded', {package_id = pid, limit = conf.limit, already = have})
       end
@@ -139,7 +155,7 @@ local function check_take(lines, buyer, now, sale_rules, cap)
     total = total + qty
   end
   if cap > 0 then
-    local have = buyer_has(buyer, '*')
+    local have = buyer_has(buyer, '*', known)
     if have + total > cap then
       return refuse('event_limit_exceeded', {limit = cap, already = have})
     end
@@ -158,9 +174,8 @@ local function take(lines, into, buyer)
 end
 
 local function forget_basket(hold)
-  if redis.call('HGET', K.baskets, hold.buyer) == hold.id then
-    redis.call('HDEL', K.baskets, hold.buyer)
-  end
+  local field = hold.buyer .. '|b'
+  if redis.call('HGET', K.buyers, field) == hold.id then redis.call('HDEL', K.buyers, field) end
 end
 
 -- Give back the stock and seats of a live hold and forget it.

@@ -1,35 +1,48 @@
 -- Making a hold, pasted by the loader where a script says `--- @include "holding"` (after common
 -- and ratelimit). Shared by hold (the buyer names the tickets and seats) and best_available (the
 -- script picks the seats). Arguments, as both scripts take them:
--- KEYS[12] the buyer's hold-rate limit, KEYS[13] the client address's hold-rate limit (both of
--- this event, see includes/ratelimit.lua)
 -- ARGV[1] hold id `H<event>-<token>` (chosen by the caller; a retry with the same id and buyer
 --         returns the same hold; an id already sold answers hold_already_sold)
 -- ARGV[2] buyer key (`u:<user id>` or `g:<guest id>`)
 -- ARGV[3] time to live, ms
 -- ARGV[5] how many due holds to expire first (lazy expiry)
--- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [burst, per_minute]} (burst 0: no limit)
+-- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [burst, per_minute], "new": [burst,
+--         per_minute]} (burst 0 or absent: no limit): holds per buyer, holds per client address,
+--         and guests new to this event per client address (a guest with no basket and no tickets
+--         here), all in this event; their state is in K.limits
+-- ARGV[7] the client address as the limits count it (1 to 100 characters)
+-- ARGV[8] '1' when the hold id may have been used before (derived from an Idempotency-Key), '0'
+--         for a fresh random id (no sale can have it: that read is skipped)
+
+local LIMIT_SCOPES = {buyer = 'b:', ip = 'ip:', new = 'new:'}
 
 -- The common arguments, checked; nil when any is malformed.
 local function hold_args()
   local a = {hold_id = text(ARGV[1], 64, HOLD_ID), buyer = text(ARGV[2], 100, BUYER),
-             ttl = int_in(ARGV[3], 1000, 86400000), expire_first = int_in(ARGV[5], 0, 100)}
+             ttl = int_in(ARGV[3], 1000, 86400000), expire_first = int_in(ARGV[5], 0, 100),
+             client = text(ARGV[7], 100), keyed = ARGV[8] == '1'}
   local limits = json_of(ARGV[6])
-  if not (a.hold_id and a.buyer and a.ttl and a.expire_first and limits) then return nil end
-  a.buckets = {}
-  for i, scope in ipairs({'buyer', 'ip'}) do
+  if not (a.hold_id and a.buyer and a.ttl and a.expire_first and limits and a.client)
+     or (ARGV[8] ~= '0' and ARGV[8] ~= '1') then
+    return nil
+  end
+  a.limits = {}
+  for scope, prefix in pairs(LIMIT_SCOPES) do
     local conf = limits[scope] or {0, 1}
     if type(conf) ~= 'table' then return nil end
     local burst, per_minute = int_in(conf[1], 0, 1000000), int_in(conf[2], 1, 60000000)
     if not burst or not per_minute then return nil end
-    a.buckets[#a.buckets + 1] = {KEYS[11 + i], burst, per_minute}
+    local who = scope == 'buyer' and a.buyer or a.client
+    a.limits[scope] = {prefix .. who, burst, per_minute}
   end
   return a
 end
 
 -- Everything before choosing: lazy expiry, a retried hold id, the rate limits, the sale's state,
--- guests, the buyer's basket. Returns the context to take a selection with, or nil and the answer.
-local function open_hold(a)
+-- guests, the buyer's basket. `pids` are the packages the request names (the buyer's counts of
+-- them are read with the basket). Returns the context to take a selection with, or nil and the
+-- answer.
+local function open_hold(a, pids)
   local now = now_ms()
   local status, guests, buyer_cap = event_meta()
   expire_due(now, a.expire_first, status)
@@ -39,21 +52,30 @@ local function open_hold(a)
     if hold.buyer ~= a.buyer then return nil, refuse('hold_id_taken') end
     return nil, cjson.encode({ok = true, hold = hold, replay = true})
   end
-  local sold_as = redis.call('HGET', K.sales, 'hold:' .. a.hold_id)
-  if sold_as then return nil, refuse('hold_already_sold', {order = sold_as}) end
-  local wait = take_tokens(a.buckets, now)
-  if wait > 0 then return nil, refuse('rate_limited', {retry_after_ms = wait}) end
+  if a.keyed then  -- a fresh id cannot have been sold; a reused one may have been
+    local sold_as = redis.call('HGET', K.sales, 'hold:' .. a.hold_id)
+    if sold_as then return nil, refuse('hold_already_sold', {order = sold_as}) end
+  end
+  local basket, known = read_buyer(a.buyer, pids)
+  local limits = {a.limits.buyer, a.limits.ip}
+  if not basket and known['*'] == 0 and string.sub(a.buyer, 1, 2) == 'g:' then
+    limits[3] = a.limits.new
+  end
+  local wait, by = take_tokens_in(K.limits, limits, now)
+  if wait > 0 then
+    local scope = string.match(by, '^(%a+):')
+    return nil, refuse('rate_limited', {retry_after_ms = wait, scope = scope})
+  end
   if not status then return nil, refuse('not_loaded') end
   if status ~= 'on_sale' then return nil, refuse('not_on_sale', {status = status}) end
   if not guests and string.sub(a.buyer, 1, 2) == 'g:' then return nil, refuse('login_required') end
-  local basket = redis.call('HGET', K.baskets, a.buyer)
   if basket then
     if redis.call('HEXISTS', K.holds, basket) == 1 then
       return nil, refuse('basket_exists', {hold_id = basket})
     end
-    redis.call('HDEL', K.baskets, a.buyer)
+    redis.call('HDEL', K.buyers, a.buyer .. '|b')
   end
-  return {now = now, buyer_cap = buyer_cap}
+  return {now = now, buyer_cap = buyer_cap, known = known}
 end
 
 -- Take `ga_in` ({package, quantity} pairs) and `seats_in` (seat ids), both checked, for the buyer,
@@ -97,17 +119,40 @@ local function take_selection(a, ctx, ga_in, seats_in)
 
   local lines = {}
   for _, pid in ipairs(order) do lines[#lines + 1] = {pid, want[pid]} end
-  local refused = check_take(lines, a.buyer, ctx.now, true, ctx.buyer_cap)
-  if refused then return refused end
+  local unread = {}
   for _, line in ipairs(lines) do
-    local avail = tonumber(redis.call('HGET', K.stock, line[1] .. ':avail') or '0')
+    if not ctx.known[tostring(line[1])] then unread[#unread + 1] = line[1] end
+  end
+  if #unread > 0 then  -- packages of seats: not known before the seats were read
+    local _, more = read_buyer(a.buyer, unread)
+    for _, pid in ipairs(unread) do ctx.known[tostring(pid)] = more[tostring(pid)] end
+  end
+  local refused = check_take(lines, a.buyer, ctx.now, true, ctx.buyer_cap, ctx.known)
+  if refused then return refused end
+  local stock = {}
+  for i, line in ipairs(lines) do
+    local pid = tostring(line[1])
+    local s = redis.call('HMGET', K.stock, pid .. ':avail', pid .. ':held')
+    local avail = tonumber(s[1] or '0')
     if avail < line[2] then
       if avail <= 0 then return refuse('sold_out', {package_id = line[1]}) end
       return refuse('not_enough', {package_id = line[1], available = avail})
     end
+    stock[i] = {avail, tonumber(s[2] or '0')}
   end
 
-  take(lines, 'held', a.buyer)
+  -- all checked: take it (each counter written once, from what was read above)
+  local total, counts = 0, {a.buyer .. '|b', a.hold_id}
+  for i, line in ipairs(lines) do
+    local pid, qty = tostring(line[1]), line[2]
+    redis.call('HSET', K.stock, pid .. ':avail', stock[i][1] - qty, pid .. ':held', stock[i][2] + qty)
+    counts[#counts + 1] = a.buyer .. '|' .. pid
+    counts[#counts + 1] = ctx.known[pid] + qty
+    total = total + qty
+  end
+  counts[#counts + 1] = a.buyer .. '|*'
+  counts[#counts + 1] = ctx.known['*'] + total
+  redis.call('HSET', K.buyers, unpack(counts))
   for _, seat in ipairs(seats) do
     redis.call('HSET', K.seats, tostring(seat[1]), 'h:' .. a.hold_id)
   end
@@ -115,6 +160,5 @@ local function take_selection(a, ctx, ga_in, seats_in)
                 lines = lines, ga = ga, seats = seats}
   redis.call('HSET', K.holds, a.hold_id, cjson.encode(hold))
   redis.call('ZADD', K.expiry, hold.expires, a.hold_id)
-  redis.call('HSET', K.baskets, a.buyer, a.hold_id)
   return cjson.encode({ok = true, hold = hold})
 end
