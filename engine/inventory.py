@@ -227,7 +227,7 @@ NO_LIMITS = HoldLimits()
 @functools.lru_cache(maxsize=64)
 def _rates(buyer: tuple[int, int], ip: tuple[int, int], new_guest: tuple[int, int]) -> bytes:
     """The limits as the hold script takes them (the same few for every call of a process)."""
-    return msgspec.json.encode({"buyer": buyer, "ip": ip, "new": new_guest})
+    return b"%d %d %d %d %d %d" % (*buyer, *ip, *new_guest)
 
 
 class LoadResult(msgspec.Struct, kw_only=True):

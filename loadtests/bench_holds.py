@@ -30,7 +30,7 @@ CONCURRENCY = (1, 50, 500)
 # the rate limits a storefront applies, generous enough never to refuse here: their cost is in
 # every figure (one client address, as from a single load generator)
 LIMITS = HoldLimits(client="127.0.0.1", buyer=(10, 10), ip=(1_000_000, 1_000_000))
-LIMITS_JSON = '{"buyer":[10,10],"ip":[1000000,1000000]}'
+LIMITS_ARG = "10 10 1000000 1000000 0 1"  # as the hold script takes them (engine/inventory._rates)
 
 
 async def drive(name: str, concurrency: int, seconds: float, call) -> Result:
@@ -145,7 +145,7 @@ def redis_ceiling(port: int, total: int = 200_000) -> list[Result]:
             ["redis-benchmark", "-p", str(port), "-c", "50", "-n", str(total), "-P", str(pipeline),
              "-r", "1000000000", "--csv", "EVALSHA", script.sha, str(len(keys)), *keys,
              f"H{ev.id}-__rand_int__", "u:__rand_int__", "900000",
-             f'{{"ga":[[{pkg.id},1]],"seats":[]}}', "20", LIMITS_JSON, "127.0.0.1", "0"],
+             f'{{"ga":[[{pkg.id},1]],"seats":[]}}', "20", LIMITS_ARG, "127.0.0.1", "0"],
             capture_output=True, text=True, check=True)
         line = [x for x in out.stdout.splitlines() if x.startswith('"EVALSHA')][-1]
         # "name",rps,avg,min,p50,p95,p99,max (the name holds commas of its own)

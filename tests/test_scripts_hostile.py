@@ -124,10 +124,8 @@ def test_hold_survives_anything(world, data):
         "seats": st.lists(maybe(st.sampled_from(w.seats), number), max_size=110) | json_junk,
     }).map(json.dumps)))
     limits = data.draw(maybe(
-        st.sampled_from(['{"buyer":[0,1],"ip":[0,1]}', '{"buyer":[50,60],"ip":[500,600],"new":[5,5]}']),
-        st.fixed_dictionaries({"buyer": st.lists(number, max_size=3),
-                               "ip": st.lists(number, max_size=3),
-                               "new": st.lists(number, max_size=3)}).map(json.dumps) | junk))
+        st.sampled_from(["0 1 0 1 0 1", "50 60 500 600 5 5", "1 1 1 1 1 1"]),
+        st.lists(number, max_size=7).map(lambda ns: " ".join(map(str, ns))) | junk))
     args = [hold_id, buyer, data.draw(maybe(st.sampled_from(["900000", "1000"]))),
             selection, data.draw(maybe(st.sampled_from(["0", "20"]))), limits,
             data.draw(maybe(st.sampled_from(["1.2.3.4", "2001:db8::/64", "x" * 100]))),
@@ -206,7 +204,7 @@ def test_best_available_survives_anything(world, data):
         "price_max": maybe(st.sampled_from([0, 1000, 5000]), number)}).map(json.dumps)))
     args = [data.draw(maybe(st.sampled_from([f"H{w.event.id}-best1", w.hold.id]))),
             data.draw(maybe(st.sampled_from(["u:cat", "g:dan", "u:ann"]))), "900000", request, "20",
-            '{"buyer":[0,1],"ip":[0,1],"new":[1,1]}', data.draw(maybe(st.just("1.2.3.4"))),
+            data.draw(maybe(st.just("0 1 0 1 1 1"))), data.draw(maybe(st.just("1.2.3.4"))),
             data.draw(maybe(st.sampled_from(["0", "1"])))]
     w.call("best_available", *args, extra_keys=w.inv.layout_keys(w.event.id))
 

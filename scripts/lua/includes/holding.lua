@@ -6,35 +6,39 @@
 -- ARGV[2] buyer key (`u:<user id>` or `g:<guest id>`)
 -- ARGV[3] time to live, ms
 -- ARGV[5] how many due holds to expire first (lazy expiry)
--- ARGV[6] JSON {"buyer": [burst, per_minute], "ip": [burst, per_minute], "new": [burst,
---         per_minute]} (burst 0 or absent: no limit): holds per buyer, holds per client address,
---         and guests new to this event per client address (a guest with no basket and no tickets
---         here), all in this event; their state is in K.limits
+-- ARGV[6] the limits, six whole numbers apart by one space: burst and per minute of holds per
+--         buyer, of holds per client address, and of guests new to this event per client address
+--         (a guest with no basket and no tickets here); a burst of 0: no limit. All in this
+--         event, their state in K.limits. A request is refused when a limit has nothing left;
+--         only a hold made spends from them (a refusal for the state of the sale costs nothing).
 -- ARGV[7] the client address as the limits count it (1 to 100 characters)
 -- ARGV[8] '1' when the hold id may have been used before (derived from an Idempotency-Key), '0'
 --         for a fresh random id (no sale can have it: that read is skipped)
 
-local LIMIT_SCOPES = {buyer = 'b:', ip = 'ip:', new = 'new:'}
+local LIMITS = '^(%d+) (%d+) (%d+) (%d+) (%d+) (%d+)$'
+
+-- A limit {field, burst, per_minute} from two decimal strings, or nil when out of range.
+local function limit_of(field, burst, per_minute)
+  burst, per_minute = tonumber(burst), tonumber(per_minute)
+  if burst > 1000000 or per_minute < 1 or per_minute > 60000000 then return nil end
+  return {field, burst, per_minute}
+end
 
 -- The common arguments, checked; nil when any is malformed.
 local function hold_args()
   local a = {hold_id = text(ARGV[1], 64, HOLD_ID), buyer = text(ARGV[2], 100, BUYER),
              ttl = int_in(ARGV[3], 1000, 86400000), expire_first = int_in(ARGV[5], 0, 100),
              client = text(ARGV[7], 100), keyed = ARGV[8] == '1'}
-  local limits = json_of(ARGV[6])
-  if not (a.hold_id and a.buyer and a.ttl and a.expire_first and limits and a.client)
-     or (ARGV[8] ~= '0' and ARGV[8] ~= '1') then
+  if not (a.hold_id and a.buyer and a.ttl and a.expire_first and a.client)
+     or (ARGV[8] ~= '0' and ARGV[8] ~= '1') or type(ARGV[6]) ~= 'string' then
     return nil
   end
-  a.limits = {}
-  for scope, prefix in pairs(LIMIT_SCOPES) do
-    local conf = limits[scope] or {0, 1}
-    if type(conf) ~= 'table' then return nil end
-    local burst, per_minute = int_in(conf[1], 0, 1000000), int_in(conf[2], 1, 60000000)
-    if not burst or not per_minute then return nil end
-    local who = scope == 'buyer' and a.buyer or a.client
-    a.limits[scope] = {prefix .. who, burst, per_minute}
-  end
+  local b1, b2, i1, i2, n1, n2 = string.match(ARGV[6], LIMITS)
+  if not b1 then return nil end
+  a.buyer_limit = limit_of('b:' .. a.buyer, b1, b2)
+  a.ip_limit = limit_of('ip:' .. a.client, i1, i2)
+  a.new_limit = limit_of('new:' .. a.client, n1, n2)
+  if not (a.buyer_limit and a.ip_limit and a.new_limit) then return nil end
   return a
 end
 
@@ -57,11 +61,11 @@ local function open_hold(a, pids)
     if sold_as then return nil, refuse('hold_already_sold', {order = sold_as}) end
   end
   local basket, known = read_buyer(a.buyer, pids)
-  local limits = {a.limits.buyer, a.limits.ip}
+  local limits = {a.buyer_limit, a.ip_limit}
   if not basket and known['*'] == 0 and string.sub(a.buyer, 1, 2) == 'g:' then
-    limits[3] = a.limits.new
+    limits[3] = a.new_limit
   end
-  local wait, by = take_tokens_in(K.limits, limits, now)
+  local wait, by, spend = check_tokens_in(K.limits, limits, now)
   if wait > 0 then
     local scope = string.match(by, '^(%a+):')
     return nil, refuse('rate_limited', {retry_after_ms = wait, scope = scope})
@@ -75,7 +79,7 @@ local function open_hold(a, pids)
     end
     redis.call('HDEL', K.buyers, a.buyer .. '|b')
   end
-  return {now = now, buyer_cap = buyer_cap, known = known}
+  return {now = now, buyer_cap = buyer_cap, known = known, spend = spend}
 end
 
 -- Take `ga_in` ({package, quantity} pairs) and `seats_in` (seat ids), both checked, for the buyer,
@@ -158,7 +162,9 @@ local function take_selection(a, ctx, ga_in, seats_in)
   end
   local hold = {id = a.hold_id, buyer = a.buyer, created = ctx.now, expires = ctx.now + a.ttl,
                 lines = lines, ga = ga, seats = seats}
-  redis.call('HSET', K.holds, a.hold_id, cjson.encode(hold))
+  local raw = cjson.encode(hold)
+  redis.call('HSET', K.holds, a.hold_id, raw)
   redis.call('ZADD', K.expiry, hold.expires, a.hold_id)
-  return cjson.encode({ok = true, hold = hold})
+  spend_tokens_in(K.limits, ctx.spend)
+  return '{"ok":true,"hold":' .. raw .. '}'  -- the hold encoded once
 end

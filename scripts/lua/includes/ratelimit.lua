@@ -4,8 +4,9 @@
 -- ms. Its state is the theoretical arrival time (ms) of the next request; once that time has
 -- passed the limit is full again, so a state in the past is as good as none and may be dropped.
 -- A limit lives either in a key of its own that expires when its state is past (take_tokens: one
--- GET and one SET per limit) or as a field of a hash that holds many limits (take_tokens_in: one
--- HMGET and one HSET for all of them; past states are trimmed by trim_limits).
+-- GET and one SET per limit) or as a field of a hash that holds many limits (check_tokens_in and
+-- spend_tokens_in: one HMGET and one HSET for all of them, the state kept in whole ms, rounded
+-- up; past states are trimmed by trim_limits).
 
 -- Milliseconds until a request may pass a limit in state `tat` (0: now), and the state to store
 -- if it does.
@@ -38,10 +39,11 @@ local function take_tokens(limits, now)
   return 0
 end
 
--- The same for limits kept as fields of the hash `hash` ({field, burst, per_minute} each): 0 when
--- the request passed them all (and was counted in each), else the longest wait in ms and the
--- field of the limit that asked for it.
-local function take_tokens_in(hash, limits, now)
+-- The same for limits kept as fields of the hash `hash` ({field, burst, per_minute} each), in two
+-- steps, so that only a request that goes through is counted: check_tokens_in answers 0 and the
+-- states to store (for spend_tokens_in) when every limit has room, else the longest wait in ms
+-- and the field of the limit that asked for it.
+local function check_tokens_in(hash, limits, now)
   local fields, on = {}, {}
   for _, l in ipairs(limits) do
     if l[2] > 0 then
@@ -49,18 +51,21 @@ local function take_tokens_in(hash, limits, now)
       on[#on + 1] = l
     end
   end
-  if #fields == 0 then return 0 end
+  if #fields == 0 then return 0, nil, {} end
   local states = redis.call('HMGET', hash, unpack(fields))
   local wait, by, update = 0, nil, {}
   for i, l in ipairs(on) do
     local ms, tat = gcra_wait(states[i], l[2], l[3], now)
     if ms > wait then wait, by = ms, l[1] end
     update[#update + 1] = l[1]
-    update[#update + 1] = string.format('%.3f', tat or 0)
+    update[#update + 1] = tat and math.ceil(tat) or 0
   end
-  if wait > 0 then return wait, by end
-  redis.call('HSET', hash, unpack(update))
-  return 0
+  if wait > 0 then return wait, by, nil end
+  return 0, nil, update
+end
+
+local function spend_tokens_in(hash, update)
+  if #update > 0 then redis.call('HSET', hash, unpack(update)) end
 end
 
 -- Drop up to about `count` states of the hash `hash` that are past (worth nothing), walking it
