@@ -48,16 +48,21 @@ async def test_readyz_reports_a_stopped_sweeper(settings):
 
 async def test_sweep_drops_rate_limit_states_that_are_past(client, factory):
     """The hold rate limits keep their state as fields of the event's `limits` hash (no key with
-    a TTL per buyer); a state whose time has passed is worth nothing, and the sweeper drops it,
-    while one still in the future stays (dropping it would refill that bucket early)."""
+    a TTL per buyer; a buyer's own state rides in their live hold and comes back to the hash when
+    the hold ends while it still counts); a state whose time has passed is worth nothing, and the
+    sweeper drops it, while one still in the future stays (dropping it would refill that bucket
+    early)."""
     from engine.inventory import HoldLimits
     provider = await factory.user("provider")
     event = await factory.published_event(provider)
     pkg_id = (await (await client.get(f"/api/events/{event['slug']}")).json())["packages"][0]["id"]
     inventory = client.server.app[INVENTORY]
     limits = HoldLimits(client="203.0.113.9", buyer=(5, 1), ip=(5, 1), new_guest=(5, 1))
-    await inventory.hold(event["id"], "g:fresh", {pkg_id: 1}, limits=limits)
+    hold = await inventory.hold(event["id"], "g:fresh", {pkg_id: 1}, limits=limits)
     key = inventory.keys.event(event["id"], "limits")
+    live = {k.decode() for k in await inventory.client.hkeys(key)}
+    assert live == {"ip:203.0.113.9", "new:203.0.113.9"}  # the buyer's own rides in the hold
+    await inventory.release(event["id"], hold.id, "g:fresh")  # given back at once: it comes out
     live = {k.decode() for k in await inventory.client.hkeys(key)}
     assert live == {"b:g:fresh", "ip:203.0.113.9", "new:203.0.113.9"}
     sec, _ = await inventory.client.time()

@@ -24,9 +24,14 @@ local MAX_SEATS = 100     -- seats in one hold
 local MAX_QTY = 1000      -- tickets of one package in one hold
 local MAX_ID = 99999999999999  -- ids Lua prints exactly (%.14g) and cjson encodes exactly
 
+-- The server's clock in ms, read once per call (a script runs at one instant).
+local clock
 local function now_ms()
-  local t = redis.call('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  if not clock then
+    local t = redis.call('TIME')
+    clock = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  end
+  return clock
 end
 
 local function refuse(reason, detail)
@@ -173,9 +178,15 @@ local function take(lines, into, buyer)
   end
 end
 
+-- The hold is over (bought, given back, expired): it is no longer its buyer's basket, and the
+-- buyer's hold-rate state it carried (`rt`, see includes/holding.lua) goes back to K.limits
+-- while it still means something.
 local function forget_basket(hold)
   local field = hold.buyer .. '|b'
   if redis.call('HGET', K.buyers, field) == hold.id then redis.call('HDEL', K.buyers, field) end
+  if type(hold.rt) == 'number' and hold.rt > now_ms() then
+    redis.call('HSET', K.limits, 'b:' .. hold.buyer, hold.rt)
+  end
 end
 
 -- Give back the stock and seats of a live hold and forget it.

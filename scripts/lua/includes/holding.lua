@@ -162,9 +162,17 @@ local function take_selection(a, ctx, ga_in, seats_in)
   end
   local hold = {id = a.hold_id, buyer = a.buyer, created = ctx.now, expires = ctx.now + a.ttl,
                 lines = lines, ga = ga, seats = seats}
+  -- the buyer's hold-rate state rides in the hold: while the basket lives the buyer cannot hold
+  -- again anyway, and forget_basket puts it back in K.limits if it is still ahead then (a hold
+  -- given back at once); most holds end long after it has passed, so most buyers cost no field
+  local spend = ctx.spend
+  if spend[1] == a.buyer_limit[1] then
+    hold.rt = spend[2]
+    spend = {unpack(spend, 3)}
+  end
   local raw = cjson.encode(hold)
   redis.call('HSET', K.holds, a.hold_id, raw)
   redis.call('ZADD', K.expiry, hold.expires, a.hold_id)
-  spend_tokens_in(K.limits, ctx.spend)
+  spend_tokens_in(K.limits, spend)
   return '{"ok":true,"hold":' .. raw .. '}'  -- the hold encoded once
 end
