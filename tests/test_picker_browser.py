@@ -250,6 +250,7 @@ async def test_seats_chosen_with_the_keyboard_in_the_list_view(
     event = await seated(factory, provider)
     seats = await seat_map(client, event["id"])
     await page.goto(f"/events/{event['slug']}")
+    await expect(page.get_by_test_id("seat-table")).to_be_attached()  # the map's script is ready
     toggle = page.get_by_test_id("list-toggle")
     await toggle.focus()
     await page.keyboard.press("Enter")
