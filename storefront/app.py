@@ -65,13 +65,17 @@ from storefront.event_cache import EventCache
 from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
 from storefront.mytickets import api as api_mytickets
+from storefront.room import api as api_room
+from storefront.room import install as install_room
+from storefront.room import provider as api_room_provider
+from storefront.room import ticker as room_ticker
 from storefront.sandbox import install as install_sandbox
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
 CLOSE_TIMEOUT = 10.0
 API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider, api_admin,
-               api_mytickets)
+               api_mytickets, api_room, api_room_provider)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
@@ -188,6 +192,8 @@ def create_app(settings: Settings, *, sweeper: bool = False,
         app.cleanup_ctx.append(_background(name, run))
     for module in API_MODULES:
         module.api.install(app)
+    install_room(app)  # after _resources: the room's resources use the inventory's runner
+    app.cleanup_ctx.append(_background("room", room_ticker.run))  # admission ticks
     spec = openapi_spec()
 
     async def openapi_json(request: web.Request) -> web.Response:

@@ -6,7 +6,7 @@
 -- KEYS[1..7] the room keys of includes/room.lua, KEYS[8] the joins limit of the client address
 -- ARGV[1] buyer key, ARGV[2] random score (integer 0..2^52-1), ARGV[3] challenge nonce (16-64
 -- hex), ARGV[4] challenge expiry (ms), ARGV[5] joins burst, ARGV[6] joins a minute (0 0: none)
--- returns JSON {ok = true, place = 'queued'|'prequeue'|'admitted'|'used', ...} or
+-- returns JSON {ok = true, place = 'queued'|'prequeue'|'admitted', ...} or
 -- {ok = false, reason = 'bad_input'|'room_off'|'unconfigured'|'sold_out'|'proof_used'
 -- |'proof_expired'|'rate_limited', retry_after_ms}; nothing is written unless ok
 --- @include "ratelimit"
@@ -26,10 +26,9 @@ if not cfg.on then return cjson.encode({ok = false, reason = 'unconfigured'}) en
 if cfg.on ~= '1' then return cjson.encode({ok = false, reason = 'room_off'}) end
 local now = room_now()
 local pass = redis.call('HGET', R.admitted, buyer)
-if pass then
-  local used = string.find(pass, '|used|', 1, true)
-  return cjson.encode({ok = true, place = used and 'used' or 'admitted', again = true})
-end
+if pass and not string.find(pass, '|used|', 1, true) then
+  return cjson.encode({ok = true, place = 'admitted', again = true})
+end  -- a used pass made its one basket: its owner may queue again, at the back
 local rank = redis.call('ZRANK', R.queue, buyer)
 if rank then
   return cjson.encode({ok = true, place = now < cfg.release and 'prequeue' or 'queued',

@@ -18,7 +18,8 @@ local state = room_tick(cfg, now)
 local out = room_figures(cfg, state, now)
 out.place = 'none'
 local pass = redis.call('HGET', R.admitted, buyer)
-if pass then
+local rank = redis.call('ZRANK', R.queue, buyer)
+if pass and not (rank and string.find(pass, '|used|', 1, true)) then
   local no, second, third = string.match(pass, '^(%d+)|([^|]+)|?(.*)$')
   out.pass = tonumber(no)
   if second == 'used' then
@@ -26,11 +27,8 @@ if pass then
   else
     out.place, out.expires = 'admitted', tonumber(second)
   end
-else
-  local rank = redis.call('ZRANK', R.queue, buyer)
-  if rank then
-    if now < cfg.release then out.place = 'prequeue' else out.place = 'queued' end
-    out.ahead = rank
-  end
+elseif rank then  -- (queued again after a used pass: the new place is what counts)
+  if now < cfg.release then out.place = 'prequeue' else out.place = 'queued' end
+  out.ahead = rank
 end
 return cjson.encode(out)
