@@ -5,6 +5,7 @@ hold, best-available and checkout routes demand, the provider's settings, and ba
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import aiohttp
@@ -189,6 +190,17 @@ async def test_the_same_solution_twice_is_one_place(client, factory, visitors):
     assert first[0] == again[0] == 200 and again[1]["place"] == first[1]["place"]
     assert (await client.server.app[ROOM].tick(eid)).admitted + \
         (await client.server.app[ROOM].tick(eid)).queued == 1
+
+
+async def test_the_work_gets_harder_while_joins_spike(client, factory, visitors):
+    _, event, _ = await room_on_sale(factory, difficulty=4)
+    eid, v = event["id"], visitors()
+    assert (await v.call("GET", f"/api/events/{eid}/room/challenge"))[1]["difficulty"] == 4
+    room = client.server.app[ROOM]
+    await room.runner.client.hset(room.keys.room(eid)[0], mapping={  # 1,000 joins this second
+        "jsec": int(time.time()), "jn": 1000, "jlast": 0})
+    harder = (await v.call("GET", f"/api/events/{eid}/room/challenge"))[1]
+    assert harder["difficulty"] == 7  # KWIKA_ROOM_JOIN_SPIKE 200: 1 + log2(1000 / 200) bits more
 
 
 async def test_joins_per_address_are_limited(client, factory, visitors):
