@@ -80,7 +80,7 @@ class LiveStreams:
 LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
 
 
-def gone(request: web.Request) -> bool:
+def _gone(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
@@ -101,7 +101,7 @@ async def live(request: web.Request) -> web.StreamResponse:
         streams.leave(address)
 
 
-async def write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
     """One write, or the client is dropped: one that stops reading fills the buffers and the
     write waits; after WRITE_TIMEOUT_SECONDS the connection is cut (ConnectionResetError)."""
     try:
@@ -129,8 +129,8 @@ async def _stream(request: web.Request, event_id: int, detail) -> web.StreamResp
     sent_seats: dict[int, str] | None = None
     sent_status: str | None = None
     try:
-        await write(request, response, f"retry: {RETRY_MS}\n\n".encode())
-        while not gone(request) and loop.time() - started < LIFETIME_SECONDS:
+        await _write(request, response, f"retry: {RETRY_MS}\n\n".encode())
+        while not _gone(request) and loop.time() - started < LIFETIME_SECONDS:
             availability = await live_availability(request.app, event_id)
             now = datetime.now(UTC)
             event = apply_live(detail, availability, now)
@@ -144,12 +144,12 @@ async def _stream(request: web.Request, event_id: int, detail) -> web.StreamResp
                     or event.sale_status != sent_status):
                 message = {"v": 1, "full": sent_seats is None, "status": event.sale_status,
                            "packages": packages, "seats": {str(k): v for k, v in changed.items()}}
-                await write(request, response,
+                await _write(request, response,
                              f"data: {json.dumps(message, separators=(',', ':'))}\n\n".encode())
                 sent_packages, sent_seats, sent_status = packages, seats, event.sale_status
                 last_write = loop.time()
             elif loop.time() - last_write >= HEARTBEAT_SECONDS:
-                await write(request, response, b": still here\n\n")
+                await _write(request, response, b": still here\n\n")
                 last_write = loop.time()
             await asyncio.sleep(CHECK_SECONDS)
     except (ConnectionResetError, ConnectionError):

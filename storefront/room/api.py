@@ -28,7 +28,9 @@ from engine.room.queue import Place, State
 from engine.room.tokens import effective_difficulty, make_challenge, read_challenge, solves
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import EVENT_CACHE, SETTINGS
-from storefront.buy.live import LiveStreams, gone, open_stream, write
+from storefront.buy.live import LiveStreams, open_stream
+from storefront.buy.live import _gone as gone
+from storefront.buy.live import _write as write
 from storefront.buyer import buyer_for_hold, current_buyer, set_guest_cookie
 from storefront.client import client_bucket
 from storefront.errors import ApiError, try_later_response
