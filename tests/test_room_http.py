@@ -84,7 +84,9 @@ async def test_an_admitted_visitor_holds_and_one_in_line_cannot(client, factory,
     assert first.cookie(f"kwika_pass_{eid}")
     status, joined = await second.join(eid)
     assert status == 200 and joined["place"] == "queued" and joined["ahead"] == 0
-    assert joined["progress"] == pytest.approx(0.5) and "next" in joined
+    assert joined["progress"] == pytest.approx(0.5) and joined["poll_seconds"] == 2
+    status, third = await visitors().join(eid)  # 1 ahead at 0.01 a second: 100 s to wait
+    assert third["wait_seconds"] == 100 and third["poll_seconds"] == 10
     body = {"items": [{"package_id": pkg["id"], "quantity": 2}]}
     status, refused = await second.call("POST", f"/api/events/{eid}/holds", json=body)
     assert status == 403 and refused["error"] == "pass_required", refused

@@ -14,8 +14,8 @@ end
 local cfg = room_settings()
 if not cfg.on then return cjson.encode({state = 'unconfigured'}) end
 local now = room_now()
-local state = room_tick(cfg, now)
-local out = room_figures(cfg, state, now)
+local state, _, avail, held = room_tick(cfg, now)
+local out = room_figures(cfg, state, now, avail, held)
 out.place = 'none'
 local pass = redis.call('HGET', R.admitted, buyer)
 local rank = redis.call('ZRANK', R.queue, buyer)

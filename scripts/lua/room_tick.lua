@@ -10,7 +10,7 @@ if #KEYS ~= 7 then return redis.error_reply('room_tick: seven room keys') end
 local cfg = room_settings()
 if not cfg.on then return cjson.encode({state = 'unconfigured'}) end
 local now = room_now()
-local state, n = room_tick(cfg, now)
-local out = room_figures(cfg, state, now)
+local state, n, avail, held = room_tick(cfg, now)
+local out = room_figures(cfg, state, now, avail, held)
 out.admitted_now = n
 return cjson.encode(out)

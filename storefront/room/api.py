@@ -6,9 +6,10 @@
                                           identity where guests may buy, rationed per address)
     POST /api/events/{id}/room/join       {"challenge", "solution"}: one place per identity
     GET  /events/{id}/room/live           the same status as Server-Sent Events (format 1: each
-                                          `data:` is the status object), on change, about every
-                                          2 s; capped per address and per process like the
-                                          availability stream (storefront/buy/live.py)
+                                          `data:` is the status object), on change, checked
+                                          every `poll_seconds` (2 s near the head of the line,
+                                          up to 15 s far back); capped per address and per
+                                          process like the availability stream (buy/live.py)
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ api = Api()
 TAG = "waiting room"
 EVENT = r"/api/events/{event_id:\d+}/room"
 ROOM_STREAMS = web.AppKey("room_streams", LiveStreams)
-CHECK_SECONDS = 2.0
+MIN_POLL_SECONDS, MAX_POLL_SECONDS = 2, 30
 HEARTBEAT_SECONDS = 15.0
 LIFETIME_SECONDS = 300.0
 
@@ -60,6 +61,7 @@ class RoomStatus(msgspec.Struct, kw_only=True):
     server_time: datetime
     message: str
     next: str | None  # where to go now: the event page once it is the caller's turn
+    poll_seconds: int  # when to ask again: seldom far back in the line, often near its head
 
 
 class Challenge(msgspec.Struct, kw_only=True):
@@ -75,6 +77,16 @@ class JoinIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 def _dt(ms: int) -> datetime:
     return datetime.fromtimestamp(ms / 1000, UTC)
+
+
+def poll_seconds(place: str, wait: float | None) -> int:
+    """How long the page (or the live stream) may wait before asking again: a tenth of the
+    estimated wait, 2 to 30 s, so a million visitors far back cost Redis little."""
+    if place == "queued" and wait is not None:
+        return int(min(MAX_POLL_SECONDS, max(MIN_POLL_SECONDS, wait / 10)))
+    if place in ("queued", "prequeue"):
+        return 15  # paused, all held, before the release: nothing moves for a while
+    return MIN_POLL_SECONDS
 
 
 def status_of(facts: EventFacts, found: RoomFigures) -> RoomStatus:
@@ -94,7 +106,8 @@ def status_of(facts: EventFacts, found: RoomFigures) -> RoomStatus:
         release_at=_dt(found.release) if found.release else None,
         server_time=_dt(found.now) if found.now else datetime.now(UTC),
         message=place_words(state, place, ahead),
-        next=f"/events/{facts.slug}" if state == "off" or place in ("admitted", "used") else None)
+        next=f"/events/{facts.slug}" if state == "off" or place in ("admitted", "used") else None,
+        poll_seconds=poll_seconds(place, wait))
 
 
 @api.get(EVENT, response=RoomStatus, tag=TAG, errors=(404,),
@@ -211,7 +224,7 @@ async def _stream(request: web.Request, facts: EventFacts) -> web.StreamResponse
             elif loop.time() - last_write >= HEARTBEAT_SECONDS:
                 await write(request, response, b": still here\n\n")
                 last_write = loop.time()
-            await asyncio.sleep(CHECK_SECONDS)
+            await asyncio.sleep(min(status.poll_seconds, HEARTBEAT_SECONDS))
     except (ConnectionResetError, ConnectionError):
         pass
     return response

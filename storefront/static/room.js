@@ -9,7 +9,7 @@
   const api = `/api/events/${id}/room`;
   const csrf = document.querySelector('meta[name="csrf-token"]')?.content || "";
   const $ = (sel) => root.querySelector(sel);
-  const POLL_MS = 5000;
+  const POLL_SECONDS = 5;
   let source = null, poller = null, joining = false, leaving = false;
 
   const minutes = (s) => (s == null ? "–" : s < 60 ? "under a minute" : `${Math.round(s / 60)} min`);
@@ -90,24 +90,36 @@
   async function poll() {
     try {
       const got = await fetch(api, { credentials: "same-origin" });
-      if (got.ok) show(await got.json());
+      if (got.ok) {
+        const s = await got.json();
+        show(s);
+        return s;
+      }
     } catch (err) { /* offline for a moment: the next poll tries again */ }
+    return null;
   }
 
   function stop() {
     if (source) { source.close(); source = null; }
-    if (poller) { clearInterval(poller); poller = null; }
+    if (poller) { clearTimeout(poller); poller = null; }
+  }
+
+  // polling when live updates fail: as often as the server says (seldom far back in the line)
+  async function pollLoop() {
+    const s = await poll();
+    if (leaving || document.hidden || source) return;
+    poller = setTimeout(pollLoop, ((s && s.poll_seconds) || POLL_SECONDS) * 1000);
   }
 
   function listen() {
     stop();
-    if (!("EventSource" in window)) { poller = setInterval(poll, POLL_MS); return; }
+    if (!("EventSource" in window)) { pollLoop(); return; }
     source = new EventSource(`/events/${id}/room/live`);
     source.onmessage = (e) => show(JSON.parse(e.data));
     source.onerror = () => {
       if (source && source.readyState === EventSource.CLOSED) {
         source = null;
-        if (!poller) poller = setInterval(poll, POLL_MS);
+        if (!poller) pollLoop();
       }
     };
   }

@@ -53,15 +53,16 @@ end
 -- many as the rate's credit, the stock left (minus live unused passes) and MAX_ADMIT allow.
 -- The credit is a bucket of at most one second's worth (at least 1), refilled at `rate` a second
 -- from Redis TIME, so any window of W seconds admits at most rate * W + that one second's worth,
--- however many processes tick. Returns the room's state and how many were admitted.
+-- however many processes tick. Returns the room's state, how many were admitted, and the units
+-- available and held (nil when the tick did not need to read them).
 local function room_tick(cfg, now)
   expire_passes(now)
-  local state, admitted = 'open', 0
+  local state, admitted, avail, held, loaded = 'open', 0, nil, nil, nil
   if cfg.on ~= '1' then state = 'off'
   elseif redis.call('HGET', R.meta, 'status') ~= 'on_sale' then state = 'not_on_sale'
   elseif now < cfg.release then state = 'before_release'
   else
-    local avail, held, loaded = stock_left()
+    avail, held, loaded = stock_left()
     local live = redis.call('ZCARD', R.passes)
     local burst = math.max(1, math.floor(cfg.rate))
     local tokens = burst
@@ -94,13 +95,14 @@ local function room_tick(cfg, now)
     end
   end
   if state ~= cfg.state then redis.call('HSET', R.room, 'state', state) end
-  return state, admitted
+  return state, admitted, avail, held
 end
 
--- What the provider and the queue page see about the room as a whole.
-local function room_figures(cfg, state, now)
+-- What the provider and the queue page see about the room as a whole (`avail` and `held` as the
+-- tick read them, or nil to read them here).
+local function room_figures(cfg, state, now, avail, held)
   local f = redis.call('HMGET', R.room, 'issued', 'used', 'expired', 'difficulty')
-  local avail, held = stock_left()
+  if not avail then avail, held = stock_left() end
   return {state = state, now = now, rate = cfg.rate, paused = cfg.paused, release = cfg.release,
           queued = redis.call('ZCARD', R.queue), live_passes = redis.call('ZCARD', R.passes),
           admitted = tonumber(f[1]) or 0, used = tonumber(f[2]) or 0, expired = tonumber(f[3]) or 0,
