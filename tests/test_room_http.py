@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -92,6 +93,8 @@ async def test_an_admitted_visitor_holds_and_one_in_line_cannot(client, factory,
     assert status == 403 and refused["error"] == "pass_required", refused
     status, hold = await first.call("POST", f"/api/events/{eid}/holds", json=body)
     assert status == 201, hold
+    status, refused = await second.call("POST", f"/api/holds/{hold['id']}/checkout", json=BILLING)
+    assert status == 403 and refused["error"] == "pass_required"  # checkout asks for it too
     status, order = await first.call("POST", f"/api/holds/{hold['id']}/checkout", json=BILLING)
     assert status == 200, order
     # one basket per pass: given back, the same pass makes no other
@@ -105,6 +108,27 @@ async def test_an_admitted_visitor_holds_and_one_in_line_cannot(client, factory,
     async with second.session.get(f"{second.base}/events/{event['slug']}",
                                   allow_redirects=False) as resp:
         assert resp.status == 303 and resp.headers["Location"] == f"/events/{event['slug']}/queue"
+
+
+async def test_a_retried_hold_with_its_idempotency_key_is_the_same_basket(client, factory, visitors):
+    _, event, pkg = await room_on_sale(factory, rate_per_second=1000)
+    eid, v = event["id"], visitors()
+    await v.join(eid)
+    body, key = {"items": [{"package_id": pkg["id"], "quantity": 1}]}, {"Idempotency-Key": "k-1"}
+    first = await v.call("POST", f"/api/events/{eid}/holds", json=body, headers=key)
+    again = await v.call("POST", f"/api/events/{eid}/holds", json=body, headers=key)
+    assert first[0] == again[0] == 201 and first[1]["id"] == again[1]["id"]
+    other = await v.call("POST", f"/api/events/{eid}/holds", json=body, headers={"Idempotency-Key": "k-2"})
+    assert other[0] == 403 and other[1]["error"] == "pass_used"
+
+
+async def test_early_arrivals_wait_in_the_pre_queue(client, factory, visitors):
+    release = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    _, event, _ = await room_on_sale(factory, rate_per_second=1000, release_at=release)
+    status, place = await visitors().join(event["id"])
+    assert status == 200 and place["place"] == "prequeue" and place["state"] == "before_release"
+    assert place["ahead"] is None and "drawn at random" in place["message"]
+    assert place["release_at"] is not None and place["next"] is None
 
 
 async def test_forged_expired_other_event_and_borrowed_passes_are_refused(client, factory, visitors):
