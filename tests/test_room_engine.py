@@ -5,7 +5,10 @@ stock, atomic under concurrent ticks, passes used once."""
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
 import uuid
+from pathlib import Path
 
 import pytest
 import redis.asyncio as redis
@@ -225,3 +228,43 @@ async def test_the_settings_survive_a_script_flush(parts):
     event_id, _ = await room_event(inv, room, rate=1000)
     await inv.client.script_flush()
     assert (await join(room, event_id, "g:f")).ok
+
+
+TICKER = """
+import asyncio, sys
+import redis.asyncio as redis
+from engine.keys import Keys
+from engine.lua import ScriptRunner
+from engine.room import WaitingRoom
+
+async def main(url, prefix, event_id):
+    client = redis.Redis.from_url(url)
+    room = WaitingRoom(ScriptRunner(client), Keys(prefix))
+    total = 0
+    while True:
+        figures = await room.tick(event_id)
+        total += figures.admitted_now
+        if figures.queued == 0:
+            break
+    await client.aclose()
+    print(total)
+
+asyncio.run(main(sys.argv[1], sys.argv[2], int(sys.argv[3])))
+"""
+
+
+async def test_ticks_from_several_processes_admit_each_visitor_once(parts, services):
+    inv, room = parts
+    event_id, _ = await room_event(inv, room, capacity=100_000, rate=2_000)  # ~1.5 s: they overlap
+    for chunk in range(0, 4000, 500):
+        await asyncio.gather(*(join(room, event_id, f"g:p{i}") for i in range(chunk, chunk + 500)))
+    root = str(Path(__file__).resolve().parents[1])
+    procs = [await asyncio.create_subprocess_exec(
+        sys.executable, "-c", TICKER, services.redis_url, room.keys.prefix, str(event_id),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "PYTHONPATH": root}) for _ in range(3)]
+    outs = [await p.communicate() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    totals = [int(out.decode()) for out, _ in outs]
+    admitted = await inv.client.hgetall(room.keys.room(event_id)[3])
+    numbers = sorted(int(v.split(b"|")[0]) for v in admitted.values())
+    assert sum(totals) == 4000 and numbers == list(range(1, 4001))
