@@ -81,7 +81,23 @@ class Keys:
         """The order draft of one hold (engine/orders.py); hold ids are checked ids, no braces."""
         return self.event(event_id, f"draft:{_untag(hold_id)}")
 
+    def room(self, event_id: int) -> tuple[str, ...]:
+        """The seven keys of an event's waiting room, in the order of scripts/lua/includes/room.lua:
+        its settings and state, the queue, the live passes, the admitted visitors, the used
+        proof-of-work nonces, and the event's stock and meta (read: the room knows the stock)."""
+        return (*(self.event(event_id, f"room:{n}") for n in
+                  ("state", "queue", "passes", "admitted", "proofs")),
+                self.event(event_id, "stock"), self.event(event_id, "meta"))
+
+    def room_joins(self, event_id: int, client: str) -> str:
+        """The limit on waiting-room joins from one client address in one event."""
+        return self.event(event_id, f"room:rl:{_untag(client or 'unknown')}")
+
     # --- cross-event ----------------------------------------------------------------------
+    def rooms_on(self) -> str:
+        """Set of event ids whose waiting room is on: the storefronts' admission ticks run them."""
+        return f"{self.prefix}:rooms:on"
+
     def selling(self) -> str:
         """Set of event ids that sold lately: their orders streams still need fulfilling even
         once the event is no longer on sale."""

@@ -68,6 +68,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # storefront process; both counted in the process
     live_streams_per_ip: int = 20
     live_streams_per_process: int = 2000
+    # the waiting room: joins a minute per client address and event; joins a second above which
+    # the proof of work gets harder by itself; how often each storefront process ticks every room
+    # (ms); how long a join challenge may be solved for (s)
+    room_joins_per_ip_per_minute: int = 30
+    room_join_spike: int = 200
+    room_tick_ms: int = 200
+    room_challenge_seconds: int = 120
     password_hash_concurrency: int = 2
     password_hash_queue: int = 32
     login_per_ip_per_minute: int = 60
@@ -208,6 +215,10 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_IPV6_PREFIX": "ipv6_prefix",
     "KWIKA_LIVE_STREAMS_PER_IP": "live_streams_per_ip",
     "KWIKA_LIVE_STREAMS_PER_PROCESS": "live_streams_per_process",
+    "KWIKA_ROOM_JOINS_PER_IP_PER_MINUTE": "room_joins_per_ip_per_minute",
+    "KWIKA_ROOM_JOIN_SPIKE": "room_join_spike",
+    "KWIKA_ROOM_TICK_MS": "room_tick_ms",
+    "KWIKA_ROOM_CHALLENGE_SECONDS": "room_challenge_seconds",
     "KWIKA_PASSWORD_HASH_CONCURRENCY": "password_hash_concurrency",
     "KWIKA_PASSWORD_HASH_QUEUE": "password_hash_queue",
     "KWIKA_LOGIN_PER_IP_PER_MINUTE": "login_per_ip_per_minute",
@@ -266,6 +277,10 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "ipv6_prefix": (32, 128),
     "live_streams_per_ip": (1, 100_000),
     "live_streams_per_process": (1, 1_000_000),
+    "room_joins_per_ip_per_minute": (0, 1_000_000),
+    "room_join_spike": (0, 10_000_000),
+    "room_tick_ms": (20, 60_000),
+    "room_challenge_seconds": (10, 3600),
     "password_hash_concurrency": (1, 256),
     "password_hash_queue": (0, 100_000),
     "login_per_ip_per_minute": (1, 1_000_000),

@@ -1,8 +1,9 @@
 """Signed values: cookies and links that must not be forged or swapped for one another.
 
 Every signed value carries its purpose inside the MAC (`session`, `guest`, `csrf`, `pass`,
-`order`, ...), so a value signed for one purpose never verifies for another: a CSRF cookie cannot
-stand in for a guest identity, nor a guest cookie for a session. Verification is constant-time.
+`challenge`, `order`, ...), so a value signed for one purpose never verifies for another: a CSRF
+cookie cannot stand in for a guest identity, nor a guest cookie for a session, nor a waiting-room
+join challenge for its pass. Verification is constant-time.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import hashlib
 import hmac
 from typing import Literal
 
-Purpose = Literal["session", "guest", "csrf", "pass", "order"]
+Purpose = Literal["session", "guest", "csrf", "pass", "challenge", "order"]
 
 
 def _mac(secret: str, purpose: str, value: str) -> str:

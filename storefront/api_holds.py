@@ -30,6 +30,7 @@ from storefront.api import Api, json_response, path_int
 from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS
 from storefront.buyer import Buyer, buyer_for_hold, current_buyer, hold_limits, set_guest_cookie
 from storefront.errors import ApiError, error_response
+from storefront.room.service import Gate, hold_gate
 
 api = Api()
 TAG = "holds"
@@ -155,6 +156,7 @@ async def attempt_hold(request: web.Request, event_id: int, body: Selection,
     itself is returned, so the caller can keep a new guest's cookie."""
     items = _check_selection(body)
     facts = await request.app[EVENT_CACHE].get(event_id)
+    gate = await hold_gate(request, facts, key)  # the waiting room's pass, when it is on
     buyer = buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
@@ -162,7 +164,7 @@ async def attempt_hold(request: web.Request, event_id: int, body: Selection,
     return await _attempt(buyer, facts.currency, key, request.app[INVENTORY].hold(
         event_id, buyer.key, items, body.seat_ids, hold_id=hold_id, limits=hold_limits(request, buyer)),
         same=lambda hold: ({i.package_id: i.quantity for i in hold.items} == items
-                           and {s.seat_id for s in hold.seats} == set(body.seat_ids)))
+                           and {s.seat_id for s in hold.seats} == set(body.seat_ids)), gate=gate)
 
 
 async def attempt_best_available(request: web.Request, event_id: int, body: BestAvailable,
@@ -171,6 +173,7 @@ async def attempt_best_available(request: web.Request, event_id: int, body: Best
     if body.price_min is not None and body.price_max is not None and body.price_min > body.price_max:
         raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
     facts = await request.app[EVENT_CACHE].get(event_id)
+    gate = await hold_gate(request, facts, key)
     buyer = buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
@@ -178,17 +181,20 @@ async def attempt_best_available(request: web.Request, event_id: int, body: Best
     return await _attempt(buyer, facts.currency, key, request.app[INVENTORY].best_available(
         event_id, buyer.key, body.quantity, section_id=body.section_id, price_min=body.price_min,
         price_max=body.price_max, hold_id=hold_id, limits=hold_limits(request, buyer)),
-        same=lambda hold: len(hold.seats) == body.quantity and not hold.items)
+        same=lambda hold: len(hold.seats) == body.quantity and not hold.items, gate=gate)
 
 
 async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitable[Hold],
-                   same: Callable[[Hold], bool]) -> HoldAttempt:
+                   same: Callable[[Hold], bool], gate: Gate | None = None) -> HoldAttempt:
     """With an idempotency key, `same(hold)` says whether the hold answering the key is what
-    this request asks for: a key reused for another selection is refused."""
+    this request asks for: a key reused for another selection is refused. A waiting-room pass
+    (`gate`) is used by the basket once it is made (a refused hold leaves it live)."""
     try:
         hold = await making
     except HoldRefused as exc:
         return HoldAttempt(buyer, currency, None, refusal(exc))
+    if gate is not None:
+        await gate.used(hold.id)
     if key is not None and not same(hold):
         return HoldAttempt(buyer, currency, None, ApiError(
             422, "idempotency_key_reused", "this Idempotency-Key was used for another selection: "

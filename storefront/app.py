@@ -21,7 +21,6 @@ from engine.keys import Keys
 from engine.onsale import connect
 from engine.orders import Orders
 from engine.payments.service import Payments
-from engine.ratelimit import RateLimiter
 from engine.settings import Settings
 from engine.sweeper import sweep_forever, worker_jobs
 from storefront import (
@@ -49,7 +48,6 @@ from storefront.appkeys import (
     GATEWAYS,
     INVENTORY,
     KEYS,
-    LIMITER,
     ORDERS,
     PAYMENTS,
     REDIS,
@@ -65,13 +63,17 @@ from storefront.event_cache import EventCache
 from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
 from storefront.mytickets import api as api_mytickets
+from storefront.room import api as api_room
+from storefront.room import install as install_room
+from storefront.room import provider as api_room_provider
+from storefront.room import ticker as room_ticker
 from storefront.sandbox import install as install_sandbox
 from storefront.templating import make_environment
 
 HERE = Path(__file__).parent
 CLOSE_TIMEOUT = 10.0
 API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider, api_admin,
-               api_mytickets)
+               api_mytickets, api_room, api_room_provider)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
@@ -90,7 +92,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CATALOG] = connect(Catalog(app[DB]), app[INVENTORY])
     app[EVENT_CACHE] = EventCache(app[DB])
     app[ORDERS] = Orders(app[INVENTORY])
-    app[LIMITER] = RateLimiter(app[INVENTORY].runner)
     app[PAYMENTS] = Payments(app[DB], app[INVENTORY], app[ORDERS], app[GATEWAYS])
     app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR], settings)
     try:
@@ -188,6 +189,8 @@ def create_app(settings: Settings, *, sweeper: bool = False,
         app.cleanup_ctx.append(_background(name, run))
     for module in API_MODULES:
         module.api.install(app)
+    install_room(app)  # after _resources: the room's resources use the inventory's runner
+    app.cleanup_ctx.append(_background("room", room_ticker.run))  # admission ticks
     spec = openapi_spec()
 
     async def openapi_json(request: web.Request) -> web.Response:

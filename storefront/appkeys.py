@@ -15,7 +15,6 @@ from engine.inventory import Inventory
 from engine.keys import Keys
 from engine.orders import Orders
 from engine.payments.service import Payments
-from engine.ratelimit import RateLimiter
 from engine.settings import Settings
 from storefront.event_cache import EventCache
 
@@ -32,9 +31,8 @@ EVENT_CACHE = web.AppKey("event_cache", EventCache)
 BACKGROUND = web.AppKey("background", dict)  # name -> asyncio.Task, watched by /readyz
 ORDERS = web.AppKey("orders", Orders)
 PAYMENTS = web.AppKey("payments", Payments)
-GATEWAYS = web.AppKey("gateways", dict)
-SEAT_STATES = web.AppKey("seat_states", dict)
-LIMITER = web.AppKey("limiter", RateLimiter)  # limits that span events  # event id -> (fresh until, Availability)  # name -> engine.payments.base.Gateway
+GATEWAYS = web.AppKey("gateways", dict)  # name -> engine.payments.base.Gateway
+SEAT_STATES = web.AppKey("seat_states", dict)  # event id -> (fresh until, Availability)
 
 # per-request storage, filled by the auth middleware
 USER = web.RequestKey("user", User)  # absent or None when anonymous

@@ -21,6 +21,7 @@ class EventFacts:
     service_fee: int = 0
     title: str = ""
     slug: str = ""
+    uses_waiting_room: bool = False
 
 
 class EventCache:
@@ -36,14 +37,15 @@ class EventCache:
         if hit is None or hit[0] < now:
             row = await self.pool.fetchrow(
                 "SELECT id, status, currency, allow_guest_checkout, requires_seating, service_fee, "
-                "title, slug FROM events WHERE id = $1 AND status <> 'draft'", event_id)
+                "title, slug, uses_waiting_room FROM events WHERE id = $1 AND status <> 'draft'", event_id)
             if row is None:  # not cached: it may be published a moment from now
                 raise NotFound(f"no published event with id {event_id}")
             if len(self._facts) > 10_000:
                 self._facts.clear()
             hit = (now + self.ttl, EventFacts(row["id"], row["status"], row["currency"].strip(),
                                               row["allow_guest_checkout"], row["requires_seating"],
-                                              row["service_fee"], row["title"], row["slug"]))
+                                              row["service_fee"], row["title"], row["slug"],
+                                              row["uses_waiting_room"]))
             self._facts[event_id] = hit
         return hit[1]
 

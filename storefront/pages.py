@@ -24,6 +24,7 @@ from storefront.covers import cover_svg
 from storefront.errors import ApiError, status_for
 from storefront.forms import read_form
 from storefront.render import render
+from storefront.room.pages import may_choose
 from storefront.urls import public_url
 from storefront.wording import form_errors, form_message, sentence
 
@@ -81,7 +82,10 @@ async def events_index(request: web.Request) -> web.Response:
 
 @routes.get("/events/{slug}")
 async def event_detail(request: web.Request) -> web.Response:
-    return render_event(request, await published_event(request))
+    event = await published_event(request)
+    if event.uses_waiting_room and not await may_choose(request, event.id):
+        raise web.HTTPSeeOther(f"/events/{event.slug}/queue")  # the line first
+    return render_event(request, event)
 
 
 @routes.get("/events/{slug}/calendar.ics")

@@ -135,3 +135,13 @@ def test_sandbox_keys_share_one_slot_of_their_own():
     assert k.sandbox_payment("pay_1") == "kw:{sandbox}:pay:pay_1"
     assert {_slot_tag(key) for key in keys} == {"sandbox"}
     assert k.sandbox_reference("a{b}") != k.sandbox_reference("a%7Bb%7D")
+
+
+def test_the_room_keys_share_the_events_slot():
+    k = Keys("kw")
+    room = k.room(42)
+    assert room[0] == "kw:{ev:42}:room:state" and room[5:] == ("kw:{ev:42}:stock", "kw:{ev:42}:meta")
+    assert len(set(room)) == 7 and {_slot_tag(key) for key in room} == {"ev:42"}
+    joins = k.room_joins(42, "{ev:9}")
+    assert _slot_tag(joins) == "ev:42" and joins.startswith("kw:{ev:42}:room:rl:")
+    assert k.rooms_on() == "kw:rooms:on"

@@ -383,7 +383,7 @@ async def test_kwika_worker_runs_the_payment_jobs(settings, monkeypatch):
 
 # --- 6. per-address limits count every IPv6 address apart ------------------------------------
 async def test_one_ipv6_subscriber_cannot_mint_unlimited_guests(settings):
-    """client_ip (storefront/client.py) returns the full address, and keys.hold_buckets uses it
+    """client_ip (storefront/client.py) returns the full address, and the hold limits used it
     as is: an IPv6 subscriber, who is handed a whole /64, gets a fresh per-address guest and hold
     budget for each of its 2**64 addresses. Behind a trusted proxy, as deployed."""
     async with app_client(settings, trusted_proxies="127.0.0.1", guests_per_ip_per_minute=3,

@@ -8,4 +8,5 @@ async def test_readyz_checks_both_stores(client):
     resp = await client.get("/readyz")
     body = await resp.json()
     assert resp.status == 200, body
-    assert body["checks"] == {"redis": "ok", "postgres": "ok"}
+    # (and the waiting room's admission tick, which every storefront process runs)
+    assert body["checks"] == {"redis": "ok", "postgres": "ok", "room": "ok"}

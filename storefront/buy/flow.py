@@ -25,6 +25,7 @@ from storefront.appkeys import EVENT_CACHE, INVENTORY, ORDERS, PAYMENTS
 from storefront.buy.access import order_link
 from storefront.buyer import current_buyer
 from storefront.gateways import payment_gateways
+from storefront.room.service import basket_gate
 from storefront.urls import public_url
 
 Network = Literal["mpesa", "airtel", "tnm"]
@@ -74,6 +75,7 @@ async def check_out(request: web.Request, hold_id: str, body: CheckoutIn) -> Ord
         raise Invalid("accept the terms to continue", fields={"accept_terms": "must be accepted"})
     buyer = buyer_of(request)
     facts = await request.app[EVENT_CACHE].get(event_id)
+    await basket_gate(request, facts, buyer, hold_id)  # the waiting room's pass, when it is on
     attendees = body.attendees
     if body.use_buyer_details:
         hold, _ = await request.app[INVENTORY].find_hold(event_id, hold_id=hold_id)

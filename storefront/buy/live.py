@@ -112,11 +112,17 @@ async def _write(request: web.Request, response: web.StreamResponse, data: bytes
         raise ConnectionResetError("the client stopped reading its live stream") from None
 
 
-async def _stream(request: web.Request, event_id: int, detail) -> web.StreamResponse:
+async def open_stream(request: web.Request) -> web.StreamResponse:
+    """A Server-Sent Events answer, prepared (its headers sent)."""
     response = web.StreamResponse(headers={
         "Content-Type": "text/event-stream", "Cache-Control": "no-store",
         "X-Accel-Buffering": "no"})
     await response.prepare(request)
+    return response
+
+
+async def _stream(request: web.Request, event_id: int, detail) -> web.StreamResponse:
+    response = await open_stream(request)
     loop = asyncio.get_running_loop()
     started = last_write = loop.time()
     sent_packages: dict | None = None
