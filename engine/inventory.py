@@ -242,15 +242,17 @@ def _whole(value: object, lo: int, hi: int) -> bool:
 
 def check_selection(items: dict[int, int], seat_ids: list[int]) -> None:
     """Refuse (Invalid) what the hold script would refuse as malformed: the engine checks its
-    own input, the script checks again before it writes."""
+    own input, the script checks again before it writes. (On every hold: kept to plain loops.)"""
     if len(items) > MAX_LINES:
         raise Invalid(f"at most {MAX_LINES} packages per hold", fields={"items": "too many"})
     for pid, qty in items.items():
-        if not _whole(pid, 1, MAX_ID):
+        if type(pid) is not int or not 1 <= pid <= MAX_ID:
             raise Invalid(f"package id {pid!r} is not a valid id", fields={"items": "package_id"})
-        if not _whole(qty, 1, MAX_QUANTITY):
+        if type(qty) is not int or not 1 <= qty <= MAX_QUANTITY:
             raise Invalid(f"quantity {qty!r} must be a whole number from 1 to {MAX_QUANTITY}",
                           fields={"items": "quantity"})
+    if not seat_ids:
+        return
     if len(seat_ids) > MAX_SEATS:
         raise Invalid(f"at most {MAX_SEATS} seats per hold", fields={"seat_ids": "too many"})
     if not all(_whole(s, 1, MAX_ID) for s in seat_ids):
@@ -392,9 +394,12 @@ class Inventory:
         same `hold_id` returns the same hold). Invalid input raises Invalid before Redis."""
         items, seat_ids = items or {}, list(seat_ids or [])
         check_selection(items, seat_ids)
-        keyed = "1" if hold_id else "0"
-        hold_id = hold_id or new_hold_id(event_id)
-        _own_event(event_id, hold_id)
+        keyed = "0"
+        if hold_id:
+            _own_event(event_id, hold_id)
+            keyed = "1"
+        else:
+            hold_id = new_hold_id(event_id)
         request = {"ga": [[p, q] for p, q in items.items()], "seats": seat_ids}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
         result = await self._run("hold", event_id, hold_id, buyer, ttl,
@@ -417,9 +422,12 @@ class Inventory:
         for name, value in (("section_id", section_id), ("price_min", price_min), ("price_max", price_max)):
             if value is not None and not _whole(value, 0, MAX_ID):
                 raise Invalid(f"{name} must be a whole number", fields={name: "not a whole number"})
-        keyed = "1" if hold_id else "0"
-        hold_id = hold_id or new_hold_id(event_id)
-        _own_event(event_id, hold_id)
+        keyed = "0"
+        if hold_id:
+            _own_event(event_id, hold_id)
+            keyed = "1"
+        else:
+            hold_id = new_hold_id(event_id)
         request = {"quantity": quantity, "section": section_id or 0, "price_min": price_min or 0,
                    "price_max": price_max or 0}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
