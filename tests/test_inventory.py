@@ -415,3 +415,15 @@ async def test_the_engine_refuses_malformed_holds_before_redis(inv, items, seats
     with pytest.raises(Invalid):
         await inv.hold(ev.id, "u:a", items, seats)
     await check_invariants(inv, ev.id)
+
+
+async def test_a_fast_limit_is_not_rounded_to_one_hold_a_millisecond(inv):
+    """A per-address limit of 6,000,000 a minute refills 100 a millisecond: 300 holds one after
+    another from one address all go through. (Its state rounded to whole milliseconds moved by
+    1 ms a hold instead of 0.01 ms, and refused the rest after the burst of 20.)"""
+    from engine.inventory import HoldLimits
+    ev, pkg, _ = await loaded(inv, capacity=1000)
+    limits = HoldLimits(client="192.0.2.1", ip=(20, 6_000_000))
+    for i in range(300):
+        await inv.hold(ev.id, f"u:{i}", {pkg.id: 1}, limits=limits)
+    assert (await inv.availability(ev.id)).packages[pkg.id].held == 300

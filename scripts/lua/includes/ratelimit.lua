@@ -5,8 +5,9 @@
 -- passed the limit is full again, so a state in the past is as good as none and may be dropped.
 -- A limit lives either in a key of its own that expires when its state is past (take_tokens: one
 -- GET and one SET per limit) or as a field of a hash that holds many limits (check_tokens_in and
--- spend_tokens_in: one HMGET and one HSET for all of them, the state kept in whole ms, rounded
--- up; past states are trimmed by trim_limits).
+-- spend_tokens_in: one HMGET and one HSET for all of them, the state kept to the fraction of a
+-- ms: a limit of many a second moves it by less than 1 ms a request; past states are trimmed
+-- by trim_limits).
 
 -- Milliseconds until a request may pass a limit in state `tat` (0: now), and the state to store
 -- if it does.
@@ -58,7 +59,7 @@ local function check_tokens_in(hash, limits, now)
     local ms, tat = gcra_wait(states[i], l[2], l[3], now)
     if ms > wait then wait, by = ms, l[1] end
     update[#update + 1] = l[1]
-    update[#update + 1] = tat and math.ceil(tat) or 0
+    update[#update + 1] = tat or 0  -- a number: Redis stores it exactly (%.17g)
   end
   if wait > 0 then return wait, by, nil end
   return 0, nil, update
