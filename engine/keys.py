@@ -92,6 +92,17 @@ class Keys:
         """The limit on guest identities minted for one client address, across all events."""
         return f"{self.prefix}:rl:guests:{_untag(client or 'unknown')}"
 
+    # --- the gate (check-in) ---------------------------------------------------------------
+    def checkin_events(self) -> str:
+        """Set of event ids with a check-in stream (`event(id, "checkins")`) for the check-in
+        writer to read; never touched inside an event's script."""
+        return f"{self.prefix}:checkin:events"
+
+    def gate_access(self, user_id: int) -> str:
+        """Hash: event id -> "1" / "0", whether a user may scan that event; cached for a minute,
+        deleted when the user's staff membership changes (engine/checkin/access.py)."""
+        return f"{self.prefix}:gateaccess:{user_id}"
+
     # --- cross-event ----------------------------------------------------------------------
     def selling(self) -> str:
         """Set of event ids that sold lately: their orders streams still need fulfilling even

@@ -141,3 +141,11 @@ def test_sandbox_keys_share_one_slot_of_their_own():
     assert k.sandbox_payment("pay_1") == "kw:{sandbox}:pay:pay_1"
     assert {_slot_tag(key) for key in keys} == {"sandbox"}
     assert k.sandbox_reference("a{b}") != k.sandbox_reference("a%7Bb%7D")
+
+
+def test_gate_keys():
+    keys = Keys("kw")
+    assert keys.checkin_events() == "kw:checkin:events"
+    assert keys.gate_access(7) == "kw:gateaccess:7"
+    assert {keys.event(42, n) for n in ("tickets", "checkin:counts", "checkins")} == {
+        "kw:{ev:42}:tickets", "kw:{ev:42}:checkin:counts", "kw:{ev:42}:checkins"}

@@ -1,0 +1,175 @@
+"""The check-in writer: reads each event's check-in stream (`Keys.event(id, "checkins")`, entry
+format in scripts/lua/includes/checkin.lua) in the consumer group `checkins` and writes every
+entry to Postgres: a row in `checkins` (unique per event and entry id) and, in the same
+transaction, the ticket's `status`, `checked_in_at` and `checked_in_by`.
+
+Exactly once: an entry is acknowledged only after its transaction commits; one a dead worker
+left pending is claimed (XAUTOCLAIM) and written again, and its log row, already there, makes the
+second write change nothing. The ticket keeps the earliest check-in (an offline gate's earlier
+scan, synced late, wins), and an undo makes it valid again. Entries that cannot be read go to
+the dead letters with their reason. A stream is trimmed only below what the group acknowledged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from datetime import UTC, datetime
+
+import asyncpg
+import msgspec
+import redis.asyncio as redis
+from redis.exceptions import ResponseError
+
+from engine.keys import Keys
+
+log = logging.getLogger(__name__)
+GROUP = "checkins"
+UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
+               asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
+
+
+class Malformed(ValueError):
+    pass
+
+
+class CheckinEntry(msgspec.Struct, frozen=True):
+    ticket: str
+    action: str
+    gate: str
+    by: str
+    at: datetime
+    offline: bool
+
+
+def read_entry(fields: dict[bytes, bytes]) -> CheckinEntry:
+    try:
+        f = {k.decode(): v.decode() for k, v in fields.items()}
+        action = f["a"]
+        if action not in ("in", "undo") or not f["t"] or not f["gate"] or not f["by"]:
+            raise Malformed(f"not a check-in entry: {f!r}"[:200])
+        return CheckinEntry(ticket=f["t"], action=action, gate=f["gate"], by=f["by"],
+                            at=datetime.fromtimestamp(int(f["at"]) / 1000, UTC),
+                            offline=f.get("off") == "1")
+    except (KeyError, ValueError, UnicodeDecodeError, OverflowError) as exc:
+        raise Malformed(f"not a check-in entry ({exc})") from None
+
+
+async def write_checkin(conn: asyncpg.Connection, event_id: int, entry_id: str,
+                        e: CheckinEntry) -> bool:
+    """Write one entry; False when it was written before (nothing changes)."""
+    async with conn.transaction():
+        logged = await conn.fetchval(
+            "INSERT INTO checkins (event_id, entry_id, ticket_number, action, gate, by_who, at, "
+            "offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
+            "ON CONFLICT ON CONSTRAINT checkins_entry_key DO NOTHING RETURNING id",
+            event_id, entry_id, e.ticket, e.action, e.gate, e.by, e.at, e.offline)
+        if logged is None:
+            return False
+        if e.action == "in":
+            await conn.execute(
+                "UPDATE tickets SET status = CASE WHEN status = 'valid' THEN 'used' ELSE status END, "
+                "checked_in_at = $3, checked_in_by = $4, updated_at = now() "
+                "WHERE ticket_number = $1 AND event_id = $2 AND status IN ('valid', 'used') "
+                "AND (checked_in_at IS NULL OR checked_in_at > $3)",
+                e.ticket, event_id, e.at, f"{e.by} at {e.gate}")
+        else:
+            await conn.execute(
+                "UPDATE tickets SET status = 'valid', checked_in_at = NULL, checked_in_by = NULL, "
+                "updated_at = now() WHERE ticket_number = $1 AND event_id = $2 AND status = 'used'",
+                e.ticket, event_id)
+        return True
+
+
+class CheckinWriter:
+    def __init__(self, client: redis.Redis, keys: Keys, pool: asyncpg.Pool, *,
+                 consumer: str | None = None, claim_idle_ms: int = 30_000, batch: int = 500):
+        self.client, self.keys, self.pool = client, keys, pool
+        self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.claim_idle_ms, self.batch = claim_idle_ms, batch
+        self._groups: set[int] = set()
+
+    def stream(self, event_id: int) -> str:
+        return self.keys.event(event_id, "checkins")
+
+    async def _group(self, event_id: int, again: bool = False) -> None:
+        if event_id in self._groups and not again:
+            return
+        try:
+            await self.client.xgroup_create(self.stream(event_id), GROUP, id="0", mkstream=True)
+        except ResponseError as exc:
+            if "BUSYGROUP" not in str(exc):
+                raise
+        self._groups.add(event_id)
+
+    async def round(self) -> int:
+        """One pass over every event's stream; how many entries were settled."""
+        done = 0
+        for member in await self.client.smembers(self.keys.checkin_events()):
+            event_id = int(member)
+            await self._group(event_id)
+            key = self.stream(event_id)
+            try:
+                fresh = await self.client.xreadgroup(GROUP, self.consumer, {key: ">"},
+                                                     count=self.batch)
+            except ResponseError as exc:  # the stream was lost (Redis restored): start again
+                if "NOGROUP" not in str(exc):
+                    raise
+                await self._group(event_id, again=True)
+                continue
+            entries = [e for _, found in fresh for e in found]
+            claimed = await self.client.xautoclaim(key, GROUP, self.consumer,
+                                                   min_idle_time=self.claim_idle_ms,
+                                                   start_id="0-0", count=self.batch)
+            entries += claimed[1]
+            for entry_id, fields in entries:
+                done += await self.handle(event_id, entry_id, fields)
+            if entries:
+                await self._trim(event_id)
+        return done
+
+    async def handle(self, event_id: int, entry_id: bytes, fields: dict | None) -> int:
+        key = self.stream(event_id)
+        if fields is not None:
+            try:
+                entry = read_entry(fields)
+                async with self.pool.acquire() as conn:
+                    await write_checkin(conn, event_id, entry_id.decode(), entry)
+            except Malformed as exc:
+                log.error("check-in entry %s of event %d goes to the dead letters: %s",
+                          entry_id.decode(), event_id, exc)
+                await self.client.xadd(self.keys.dead_letters(), {
+                    b"event": str(event_id).encode(), b"entry": entry_id,
+                    b"reason": str(exc).encode(), b"stream": b"checkins"})
+            except UNAVAILABLE as exc:
+                log.warning("check-in entry %s waits: Postgres unavailable (%s)",
+                            entry_id.decode(), type(exc).__name__)
+                return 0
+        await self.client.xack(key, GROUP, entry_id)
+        return 1
+
+    async def _trim(self, event_id: int) -> None:
+        key = self.stream(event_id)
+        pending = await self.client.xpending(key, GROUP)
+        if pending["pending"]:
+            floor = pending["min"]
+        else:
+            groups = await self.client.xinfo_groups(key)
+            group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
+            if group is None or group["last-delivered-id"] in (b"0-0", "0-0"):
+                return
+            floor = group["last-delivered-id"]
+        await self.client.xtrim(key, minid=floor, approximate=False)
+
+    async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
+        """Rounds until `stop` is set; a failing round is logged and retried."""
+        while not stop.is_set():
+            try:
+                done = await self.round()
+            except Exception:
+                log.exception("check-in round failed")
+                done = 0
+            if not done and not stop.is_set():
+                await asyncio.sleep(idle)
