@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import io
+from types import SimpleNamespace
 
 import msgspec
 
-from engine.tickets import Keyring
+from engine.tickets import Keyring, gate
 from fulfillment.checkins import GROUP, CheckinWriter
+from fulfillment.issuing import Issuer
 from storefront.appkeys import DB, KEYS, REDIS
 from tests.gate_helpers import KEYRING, client, payload, sell_event  # noqa: F401
 
@@ -226,3 +228,27 @@ async def test_manual_search_and_check_in(client, factory):
     assert (await resp.json())["result"] == "admitted"
     found = await (await client.get(f"{base}/search", params={"q": "guest 1"}, headers=h)).json()
     assert (found[0]["status"], found[0]["gate"]) == ("used", "Desk")
+
+
+async def test_registering_tickets_again_after_a_check_in_never_resets_it(client, factory, db):
+    """The issuer handling the order again, or a restore rebuilding the register from the
+    record, before or after the check-in reached Postgres: the ticket stays used, with its
+    check-in fields, and is not admitted again."""
+    sold = await sell_event(client, factory, tickets=1)
+    app = client.server.app
+    _, answer = await scan(client, sold.provider, sold.event_id, sold.code())
+    assert answer["result"] == "admitted"
+    checked_in = await register(app, sold)
+    assert (checked_in["s"], checked_in["gate"]) == ("used", "North")
+    issuer = Issuer(app[DB], app[REDIS], app[KEYS])
+    for write_back in (False, True):  # the record says valid, then used
+        if write_back:
+            await writer(app).round()
+            assert await db.fetchval("SELECT status FROM tickets WHERE ticket_number = $1",
+                                     sold.tickets[0]) == "used"
+        await issuer(SimpleNamespace(event_id=sold.event_id, order_number="ORD-1-GATE"))
+        async with db.acquire() as conn, conn.transaction():
+            await gate.rebuild(app[REDIS], app[KEYS], sold.event_id, conn)
+        assert await register(app, sold) == checked_in
+        _, again = await scan(client, sold.provider, sold.event_id, sold.code(), gate="South")
+        assert again["result"] == "used"
