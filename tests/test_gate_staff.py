@@ -143,3 +143,27 @@ async def test_invitations_are_checked(client, factory):
     short = await client.post("/api/staff/accept", json={"token": weak["token"], "name": "W",
                                                          "password": "short"})
     assert short.status == 422
+
+
+async def test_staff_log_in_to_the_gate(client, factory):
+    sold = await sell_event(client, factory, tickets=1)
+    await join(client, await invite(client, sold.provider, "login@example.test"))
+    page = await client.get("/login")
+    token = (await page.text()).split('name="csrf_token" value="')[1].split('"')[0]
+    resp = await client.post("/login", data={"email": "login@example.test", "csrf_token": token,
+                                             "password": "a long gate password"},
+                             allow_redirects=False)
+    assert (resp.status, resp.headers["Location"]) == (303, "/gate")
+    gate = await (await client.get("/gate")).text()
+    assert f'href="/gate/{sold.event_id}"' in gate and 'href="/gate">Gate</a>' in gate
+    # the scanner without JavaScript: one code a form post
+    scanner = await (await client.get(f"/gate/{sold.event_id}")).text()
+    csrf = scanner.split('name="csrf_token" value="')[1].split('"')[0]
+    answer = await client.post(f"/gate/{sold.event_id}", data={
+        "csrf_token": csrf, "code": sold.code(), "gate": "Side"})
+    assert answer.status == 200 and "Come in" in await answer.text()
+    again = await (await client.post(f"/gate/{sold.event_id}", data={
+        "csrf_token": csrf, "code": sold.code(), "gate": "Front"})).text()
+    assert "Already used" in again and "at gate Side" in again
+    assert (await client.post(f"/gate/{sold.event_id}", data={
+        "code": sold.code(), "gate": "Front"})).status == 403  # no form token

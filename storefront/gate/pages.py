@@ -74,8 +74,9 @@ async def _scanner(request: web.Request, context: dict) -> web.Response:
     event = next((e for e in await request.app[STAFF].events_for(user) if e.id == event_id), None)
     if event is None:
         raise ApiError(404, "not_found", "this event's gate is closed")
-    return render(request, "gate/scanner.html", {"event": event, "role": role, **context},
-                  headers=NO_STORE)
+    page = {"event": event, "role": role, "result_words": None, "result_who": "",
+            "result_what": "", "gate": None, **context}
+    return render(request, "gate/scanner.html", page, headers=NO_STORE)
 
 
 @routes.get("/staff/accept")
