@@ -57,30 +57,35 @@ def read_entry(fields: dict[bytes, bytes]) -> CheckinEntry:
         raise Malformed(f"not a check-in entry ({exc})") from None
 
 
-async def write_checkin(conn: asyncpg.Connection, event_id: int, entry_id: str,
-                        e: CheckinEntry) -> bool:
-    """Write one entry; False when it was written before (nothing changes)."""
+async def write_checkins(conn: asyncpg.Connection, event_id: int,
+                         entries: list[tuple[str, CheckinEntry]]) -> int:
+    """Write entries (entry id, entry), in stream order, in one transaction; returns how many
+    were new (an entry written before changes nothing)."""
     async with conn.transaction():
-        logged = await conn.fetchval(
+        new = {r["entry_id"] for r in await conn.fetch(
             "INSERT INTO checkins (event_id, entry_id, ticket_number, action, gate, by_who, at, "
-            "offline) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) "
-            "ON CONFLICT ON CONSTRAINT checkins_entry_key DO NOTHING RETURNING id",
-            event_id, entry_id, e.ticket, e.action, e.gate, e.by, e.at, e.offline)
-        if logged is None:
-            return False
-        if e.action == "in":
-            await conn.execute(
-                "UPDATE tickets SET status = CASE WHEN status = 'valid' THEN 'used' ELSE status END, "
-                "checked_in_at = $3, checked_in_by = $4, updated_at = now() "
-                "WHERE ticket_number = $1 AND event_id = $2 AND status IN ('valid', 'used') "
-                "AND (checked_in_at IS NULL OR checked_in_at > $3)",
-                e.ticket, event_id, e.at, f"{e.by} at {e.gate}")
-        else:
-            await conn.execute(
-                "UPDATE tickets SET status = 'valid', checked_in_at = NULL, checked_in_by = NULL, "
-                "updated_at = now() WHERE ticket_number = $1 AND event_id = $2 AND status = 'used'",
-                e.ticket, event_id)
-        return True
+            "offline) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
+            "$6::text[], $7::timestamptz[], $8::bool[]) "
+            "ON CONFLICT ON CONSTRAINT checkins_entry_key DO NOTHING RETURNING entry_id",
+            event_id, *map(list, zip(*((i, e.ticket, e.action, e.gate, e.by, e.at, e.offline)
+                                       for i, e in entries), strict=True)))}
+        for entry_id, e in entries:  # one by one, in order: an undo after its check-in
+            if entry_id not in new:
+                continue
+            if e.action == "in":
+                await conn.execute(
+                    "UPDATE tickets SET status = CASE WHEN status = 'valid' THEN 'used' "
+                    "ELSE status END, checked_in_at = $3, checked_in_by = $4, updated_at = now() "
+                    "WHERE ticket_number = $1 AND event_id = $2 AND status IN ('valid', 'used') "
+                    "AND (checked_in_at IS NULL OR checked_in_at > $3)",
+                    e.ticket, event_id, e.at, f"{e.by} at {e.gate}")
+            else:
+                await conn.execute(
+                    "UPDATE tickets SET status = 'valid', checked_in_at = NULL, "
+                    "checked_in_by = NULL, updated_at = now() "
+                    "WHERE ticket_number = $1 AND event_id = $2 AND status = 'used'",
+                    e.ticket, event_id)
+        return len(new)
 
 
 class CheckinWriter:
@@ -124,31 +129,39 @@ class CheckinWriter:
                                                    min_idle_time=self.claim_idle_ms,
                                                    start_id="0-0", count=self.batch)
             entries += claimed[1]
-            for entry_id, fields in entries:
-                done += await self.handle(event_id, entry_id, fields)
             if entries:
+                done += await self.handle(event_id, entries)
                 await self._trim(event_id)
         return done
 
-    async def handle(self, event_id: int, entry_id: bytes, fields: dict | None) -> int:
+    async def handle(self, event_id: int, entries: list[tuple[bytes, dict | None]]) -> int:
+        """Write a batch of one event's entries in one transaction, then acknowledge them; 0
+        when Postgres is away (they stay pending). Unreadable entries go to the dead letters."""
         key = self.stream(event_id)
-        if fields is not None:
+        good: list[tuple[str, CheckinEntry]] = []
+        seen: set[bytes] = set()
+        for entry_id, fields in entries:
+            if fields is None or entry_id in seen:  # trimmed under us, or read and claimed
+                continue
+            seen.add(entry_id)
             try:
-                entry = read_entry(fields)
-                async with self.pool.acquire() as conn:
-                    await write_checkin(conn, event_id, entry_id.decode(), entry)
+                good.append((entry_id.decode(), read_entry(fields)))
             except Malformed as exc:
                 log.error("check-in entry %s of event %d goes to the dead letters: %s",
                           entry_id.decode(), event_id, exc)
                 await self.client.xadd(self.keys.dead_letters(), {
                     b"event": str(event_id).encode(), b"entry": entry_id,
                     b"reason": str(exc).encode(), b"stream": b"checkins"})
+        if good:
+            try:
+                async with self.pool.acquire() as conn:
+                    await write_checkins(conn, event_id, good)
             except UNAVAILABLE as exc:
-                log.warning("check-in entry %s waits: Postgres unavailable (%s)",
-                            entry_id.decode(), type(exc).__name__)
+                log.warning("%d check-in entries of event %d wait: Postgres unavailable (%s)",
+                            len(good), event_id, type(exc).__name__)
                 return 0
-        await self.client.xack(key, GROUP, entry_id)
-        return 1
+        await self.client.xack(key, GROUP, *[entry_id for entry_id, _ in entries])
+        return len(entries)
 
     async def _trim(self, event_id: int) -> None:
         key = self.stream(event_id)

@@ -168,8 +168,7 @@ async def test_a_check_in_reaches_postgres_once_even_when_the_writer_dies(client
     assert row["status"] == "used" and row["checked_in_at"] is not None
     assert row["checked_in_by"] == f"u:{sold.provider.user['id']} at East"
     # the dead worker's entry delivered again changes nothing: one log row
-    entry_id, fields = taken[0][1][0]
-    await dead.handle(sold.event_id, entry_id, fields)
+    await dead.handle(sold.event_id, taken[0][1])
     assert await db.fetchval("SELECT count(*) FROM checkins WHERE ticket_number = $1",
                              sold.tickets[0]) == 1
     assert (await app[REDIS].xpending(stream, GROUP))["pending"] == 0
@@ -252,3 +251,17 @@ async def test_registering_tickets_again_after_a_check_in_never_resets_it(client
         assert await register(app, sold) == checked_in
         _, again = await scan(client, sold.provider, sold.event_id, sold.code(), gate="South")
         assert again["result"] == "used"
+
+
+async def test_an_unreadable_check_in_entry_goes_to_the_dead_letters(client, factory, db):
+    sold = await sell_event(client, factory, tickets=1)
+    app = client.server.app
+    await scan(client, sold.provider, sold.event_id, sold.code())
+    stream = app[KEYS].event(sold.event_id, "checkins")
+    await app[REDIS].xadd(stream, {"t": sold.tickets[0], "a": "explode", "gate": "X", "by": "u:1",
+                                   "at": "1"})
+    assert await writer(app).round() == 2
+    (_, dead), = await app[REDIS].xrange(app[KEYS].dead_letters())
+    assert dead[b"stream"] == b"checkins" and b"not a check-in entry" in dead[b"reason"]
+    assert await db.fetchval("SELECT count(*) FROM checkins") == 1
+    assert (await app[REDIS].xpending(stream, GROUP))["pending"] == 0
