@@ -8,6 +8,7 @@ from __future__ import annotations
 from storefront.appkeys import ACCOUNTS, KEYS, REDIS
 from tests.factories import Actor
 from tests.gate_helpers import client, sell_event  # noqa: F401
+from tests.test_mail import inbox, mail_settings, renderer, until_delivered, worker  # noqa: F401
 
 INVITES = "/api/provider/staff/invites"
 
@@ -167,3 +168,20 @@ async def test_staff_log_in_to_the_gate(client, factory):
     assert "Already used" in again and "at gate Side" in again
     assert (await client.post(f"/gate/{sold.event_id}", data={
         "code": sold.code(), "gate": "Front"})).status == 403  # no form token
+
+
+async def test_the_invitation_is_emailed_once(client, factory, inbox, mail_settings, renderer):
+    sold = await sell_event(client, factory, tickets=1)
+    app = client.server.app
+    await app[REDIS].delete(app[KEYS].deliveries())  # the sale's own emails: not ours
+    made = await invite(client, sold.provider, "mailme@example.test", [sold.event_id])
+    mail = worker(app, mail_settings, renderer)
+    await until_delivered(mail, inbox, 1)
+    (letter,) = inbox.to("mailme@example.test")
+    assert letter.subject.endswith("invites you to scan tickets at the gate")
+    assert f"/staff/accept?token={made['token']}" in letter.text()
+    assert sold.event["title"] in letter.text() and sold.event["title"] in letter.html()
+    entry = {"kind": "staff_invite", "invite": str(made["id"]), "token": made["token"]}
+    await app[REDIS].xadd(app[KEYS].deliveries(), entry)  # queued again: not sent again
+    await mail.deliveries.round()
+    assert inbox.count() == 1

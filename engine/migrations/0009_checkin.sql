@@ -46,3 +46,8 @@ CREATE TABLE checkins (
 CREATE INDEX checkins_ticket_idx ON checkins (ticket_number);
 CREATE INDEX checkins_event_at_idx ON checkins (event_id, at);
 CREATE INDEX tickets_attendee_search_idx ON tickets (event_id, lower(attendee_name));
+
+-- the gate staff invitation is an email of its own kind (fulfillment/mail/desk.py)
+ALTER TABLE email_log DROP CONSTRAINT email_log_kind_check;
+ALTER TABLE email_log ADD CONSTRAINT email_log_kind_check CHECK (kind IN (
+    'tickets', 'provider_sale', 'reminder', 'refund_due', 'resend', 'transfer', 'staff_invite'));

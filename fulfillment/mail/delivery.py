@@ -3,7 +3,7 @@ what each entry asks for, through the mail desk (each message once, by the email
 
 Entry format v1 (fields, all text):
 
-    order    the order number (required)
+    order    the order number (required, but for "staff_invite")
     event    the event id (informational; the record says which event the order is of)
     kind     "tickets" (default: a new order, its tickets to the buyer and the notice to the
              provider), "resend" (the order's tickets again) or "transfer" (one ticket to its
@@ -12,6 +12,8 @@ Entry format v1 (fields, all text):
              generation)
     request  for "resend": an id of the request, so that one request is one email (default: the
              entry's own id, which a redelivery keeps)
+    invite   for "staff_invite": the gate staff invitation's id, and `token` its secret (the
+             link's; the record keeps only its hash): the invitation to the invited address
 
 - An entry is acknowledged only once every message it asks for is `sent` or `failed` for good
   (or skipped: no live ticket left). A temporary failure leaves it pending: this worker tries
@@ -42,7 +44,7 @@ from fulfillment.mail.postman import Outcome
 
 log = logging.getLogger(__name__)
 GROUP = "mail"
-KINDS = ("tickets", "resend", "transfer")
+KINDS = ("tickets", "resend", "transfer", "staff_invite")
 UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
@@ -56,6 +58,8 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = "tickets"
     ticket: str | None = None
     request: str | None = None
+    invite: int | None = None
+    token: str | None = None
 
 
 def read_delivery(entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery:
@@ -66,6 +70,11 @@ def read_delivery(entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery:
         raise Malformed("not UTF-8") from None
     order = text.get("order", "").strip()
     kind = text.get("kind", "").strip() or "tickets"
+    if kind == "staff_invite":
+        invite, token = text.get("invite", "").strip(), text.get("token", "").strip()
+        if not invite.isdigit() or len(invite) > 18 or not 10 <= len(token) <= 100:
+            raise Malformed("a staff invitation names no invitation or token")
+        return Delivery(order="", kind=kind, invite=int(invite), token=token)
     if not order or len(order) > 100:
         raise Malformed("no order number")
     if kind not in KINDS:
@@ -218,6 +227,8 @@ class Deliveries:
             return await self.desk.resend(delivery.order, delivery.request or "")
         if delivery.kind == "transfer":
             return await self.desk.transfer(delivery.order, delivery.ticket or "")
+        if delivery.kind == "staff_invite":
+            return [await self.desk.staff_invite(delivery.invite or 0, delivery.token or "")]
         return await self.desk.sold(delivery.order)
 
     async def _ack(self, entry_id: bytes) -> None:

@@ -41,7 +41,7 @@ from engine.checkin.offline import gate_list, shown
 from engine.checkin.search import find_tickets
 from engine.checkin.staff import GateEvent, Invite, Member, NewInvite
 from storefront.api import Api, json_response, path_int
-from storefront.appkeys import DB, REDIS, USER
+from storefront.appkeys import DB, KEYS, REDIS, USER
 from storefront.auth import provider_scope
 from storefront.errors import ApiError
 from storefront.gate.counts import counts_of
@@ -272,6 +272,9 @@ async def invite(request: web.Request, user: User, body: InviteIn) -> InviteOut:
     made = await request.app[STAFF].invite(provider_scope(user), user.id, body.email,
                                            body.event_ids)
     link = f"{public_url(request)}/staff/accept?token={made.token}"
+    # the mail worker sends it (fulfillment/mail/delivery.py, kind staff_invite)
+    await request.app[REDIS].xadd(request.app[KEYS].deliveries(), {
+        "kind": "staff_invite", "invite": str(made.id), "token": made.token})
     return InviteOut(**msgspec.structs.asdict(made), link=link)
 
 
