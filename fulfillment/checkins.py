@@ -24,6 +24,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from engine.keys import Keys
+from fulfillment.streams import ensure_group, run_rounds, trim_acknowledged
 
 log = logging.getLogger(__name__)
 GROUP = "checkins"
@@ -102,11 +103,7 @@ class CheckinWriter:
     async def _group(self, event_id: int, again: bool = False) -> None:
         if event_id in self._groups and not again:
             return
-        try:
-            await self.client.xgroup_create(self.stream(event_id), GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.client, self.stream(event_id), GROUP)
         self._groups.add(event_id)
 
     async def round(self) -> int:
@@ -164,25 +161,8 @@ class CheckinWriter:
         return len(entries)
 
     async def _trim(self, event_id: int) -> None:
-        key = self.stream(event_id)
-        pending = await self.client.xpending(key, GROUP)
-        if pending["pending"]:
-            floor = pending["min"]
-        else:
-            groups = await self.client.xinfo_groups(key)
-            group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-            if group is None or group["last-delivered-id"] in (b"0-0", "0-0"):
-                return
-            floor = group["last-delivered-id"]
-        await self.client.xtrim(key, minid=floor, approximate=False)
+        await trim_acknowledged(self.client, self.stream(event_id), GROUP)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
         """Rounds until `stop` is set; a failing round is logged and retried."""
-        while not stop.is_set():
-            try:
-                done = await self.round()
-            except Exception:
-                log.exception("check-in round failed")
-                done = 0
-            if not done and not stop.is_set():
-                await asyncio.sleep(idle)
+        await run_rounds(self.round, stop, idle, "check-in")

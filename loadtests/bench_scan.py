@@ -36,7 +36,7 @@ from engine.keys import Keys
 from engine.tickets import Keyring, TicketClaims, new_ticket_number, sign_ticket, verify_ticket
 from engine.tickets.gate import GateTicket, register
 from loadtests.bench_http import _call, _event, _make_provider
-from loadtests.common import REPORTS, PrivateRedis, free_port, wait_ready
+from loadtests.common import PrivateRedis, TempDatabase, free_port, wait_ready, write_report
 
 HERE = Path(__file__).parent
 THREADS = 2
@@ -193,15 +193,8 @@ def main() -> None:
         "DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
     redis_server = PrivateRedis()
-    db = f"kwika_bench_{uuid.uuid4().hex[:6]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(args.database_url)
-        await conn.execute(sql)
-        await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{db}"'))
-    dsn = args.database_url.rsplit("/", 1)[0] + "/" + db
+    database = TempDatabase(args.database_url)
+    dsn = database.dsn
     port, prefix, keyring = free_port(), "kw", Keyring.generate("BNCH")
     env = {**os.environ, "REDIS_URL": redis_server.url, "DATABASE_URL": dsn,
            "KWIKA_PORT": str(port), "KWIKA_WORKERS": str(args.workers),
@@ -251,7 +244,7 @@ def main() -> None:
         worker.send_signal(signal.SIGINT)
         worker.wait(30)
         redis_server.stop()
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        database.drop()
     load_after = os.getloadavg()
     lines = ["# Scan benchmark", "",
              (f"Run {started:%Y-%m-%d %H:%M} UTC on {os.cpu_count()} cores (load average "
@@ -277,10 +270,7 @@ def main() -> None:
         lines.append(f"| {label} | {r['requests'] / r['seconds']:,.0f} | {r['admitted']:,} | - | "
                      f"- | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} | 0 |")
     lines += ["", f"Books: {books}."]
-    report = "\n".join(lines) + "\n"
-    REPORTS.mkdir(exist_ok=True)
-    (REPORTS / "scan.md").write_text(report)
-    print(report)
+    write_report("scan.md", lines)
 
 
 if __name__ == "__main__":

@@ -36,11 +36,11 @@ import time
 import asyncpg
 import msgspec
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
 
 from engine.keys import Keys
 from fulfillment.mail.desk import MailDesk, UnknownOrder
 from fulfillment.mail.postman import Outcome
+from fulfillment.streams import ensure_group, trim_acknowledged
 
 log = logging.getLogger(__name__)
 GROUP = "mail"
@@ -119,11 +119,7 @@ class Deliveries:
     async def _group(self) -> None:
         if self._grouped:
             return
-        try:
-            await self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.client, self.stream, GROUP)
         self._grouped = True
 
     async def round(self) -> int:
@@ -245,18 +241,8 @@ class Deliveries:
         await self._ack(entry_id)
 
     async def _trim(self) -> None:
-        """Drop what the group acknowledged: below its oldest pending entry, or below the last
-        delivered one when none is pending."""
-        pending = await self.client.xpending(self.stream, GROUP)
-        if pending["pending"]:
-            floor = pending["min"]
-        else:
-            groups = await self.client.xinfo_groups(self.stream)
-            group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-            if group is None or group["last-delivered-id"] in (b"0-0", "0-0"):
-                return
-            floor = group["last-delivered-id"]
-        await self.client.xtrim(self.stream, minid=floor, approximate=False)
+        """Drop what the group acknowledged."""
+        await trim_acknowledged(self.client, self.stream, GROUP)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
         """Keep `concurrency` entries in flight until `stop` is set: whenever a slot is free,
