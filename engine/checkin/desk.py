@@ -147,15 +147,6 @@ class GateDesk:
             number, "" if generation is None else generation, check_gate(gate), who, REPEAT_MS))
         return msgspec.json.decode(raw, type=Scan)
 
-    async def scan(self, public_keys: Mapping[str, Ed25519PublicKey], event_id: int, code: str,
-                   gate: str, who: str) -> Scan:
-        """A scanned or typed code: read (no I/O), then checked in."""
-        gate = check_gate(gate)
-        read = read_code(public_keys, code, event_id)
-        if isinstance(read, str):
-            return Scan(r=read)
-        return await self.check_in(event_id, read[0], read[1], gate, who)
-
     async def undo(self, event_id: int, number: str, who: str) -> Undo:
         """Take a check-in back: `undone`, `not_used` or `unknown`."""
         await self._announce(event_id)
