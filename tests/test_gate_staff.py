@@ -5,6 +5,10 @@ refused at once; nobody scans another provider's event, and a refused scan chang
 
 from __future__ import annotations
 
+import hashlib
+import time
+from datetime import UTC, datetime, timedelta
+
 from storefront.appkeys import ACCOUNTS, KEYS, REDIS
 from tests.factories import Actor
 from tests.gate_helpers import client, sell_event  # noqa: F401
@@ -185,3 +189,35 @@ async def test_the_invitation_is_emailed_once(client, factory, inbox, mail_setti
     await app[REDIS].xadd(app[KEYS].deliveries(), entry)  # queued again: not sent again
     await mail.deliveries.round()
     assert inbox.count() == 1
+
+
+async def test_a_revoked_or_deactivated_scan_token_stops_at_once(client, factory):
+    """Scan routes keep a token's grant in the process for a moment (no Redis round trip);
+    revoking the token or deactivating its user through the accounts still ends it at once."""
+    sold = await sell_event(client, factory, tickets=3)
+    accounts = client.server.app[ACCOUNTS]
+    for n, end in enumerate((
+            lambda token, user_id: accounts.revoke_token(user_id, token.id),
+            lambda token, user_id: accounts.set_active(user_id, False))):
+        staff = await join(client, await invite(client, sold.provider, f"s{n}@example.test"))
+        device = await accounts.create_token(staff.user["id"], "gate", scope="scan")
+        h = {"Authorization": f"Bearer {device.token}"}
+        body = {"event_id": sold.event_id, "code": sold.code(n), "gate": "Door"}
+        assert (await client.post("/api/scan", json=body, headers=h)).status == 200
+        await end(device, staff.user["id"])
+        assert (await client.post("/api/scan", json=body, headers=h)).status == 401
+
+
+async def test_a_scan_token_expiring_is_refused_from_the_process_cache_too(client, factory):
+    sold = await sell_event(client, factory, tickets=2)
+    accounts = client.server.app[ACCOUNTS]
+    device = await accounts.create_token(sold.provider.user["id"], "gate", scope="scan",
+                                         expires_at=datetime.now(UTC) + timedelta(hours=1))
+    h = {"Authorization": f"Bearer {device.token}"}
+    body = {"event_id": sold.event_id, "code": sold.code(0), "gate": "Door"}
+    assert (await client.post("/api/scan", json=body, headers=h)).status == 200
+    digest = hashlib.sha256(device.token.encode()).digest()
+    fresh, user, scope, _ = accounts._local_tokens[digest]  # time passing: the expiry is behind
+    accounts._local_tokens[digest] = (fresh, user, scope, time.time() - 1)
+    refused = await client.post("/api/scan", json={**body, "code": sold.code(1)}, headers=h)
+    assert refused.status == 401 and (await refused.json())["error"] == "token_expired"

@@ -170,7 +170,7 @@ async def _answer(request: web.Request, event_id: int, scan) -> ScanOut:
                    words=result_words(scan.r, ticket), server_time=scan.now)
 
 
-@api.post("/api/scan", body=ScanIn, response=ScanOut, roles=ANY, scan=True, tag=TAG,
+@api.post("/api/scan", body=ScanIn, response=ScanOut, roles=ANY, scan=True, hot=True, tag=TAG,
           errors=(401, 403, 404, 422), summary="Scan a ticket at a gate: "
           + ", ".join(f"{k} ({v})" for k, v in RESULT_WORDS.items()))
 async def scan(request: web.Request, user: User, body: ScanIn) -> ScanOut:
