@@ -45,6 +45,9 @@ IDENTITY_CACHE_SECONDS = 60
 # An invalidated entry is replaced by this tombstone for a cache lifetime, and entries are only
 # ever written with NX: a read that began before the invalidation cannot put stale data back.
 _TOMBSTONE = b"-"
+# `user_for_token(..., local_seconds=)` may also keep what a token grants in this process for
+# that long (the gate's scans: two Redis round trips fewer per scan); at most this many entries
+_LOCAL_TOKENS_MAX = 10_000
 
 
 class Registration(Struct, forbid_unknown_fields=True, kw_only=True):
@@ -98,6 +101,8 @@ class Accounts:
         self.keys = keys
         self.session_ttl = settings.session_ttl_seconds
         self._common_passwords = common_passwords()
+        # token digest -> (fresh until (monotonic), user, scope, expires (Unix seconds) or None)
+        self._local_tokens: dict[bytes, tuple[float, User, Scope, float | None]] = {}
 
     # --- users -------------------------------------------------------------------------------
     async def register(self, data: Registration, role: Role | None = None, *,
@@ -182,6 +187,8 @@ class Accounts:
 
     async def forget_user(self, user_id: int) -> None:
         await self.redis.set(self.keys.user(user_id), _TOMBSTONE, ex=IDENTITY_CACHE_SECONDS)
+        for digest in [d for d, hit in self._local_tokens.items() if hit[1].id == user_id]:
+            self._local_tokens.pop(digest, None)
 
     async def set_active(self, user_id: int, active: bool) -> None:
         """Lock a user out (or let them back in); a locked-out user's requests fail at once."""
@@ -240,13 +247,34 @@ class Accounts:
             "AND revoked_at IS NULL RETURNING token_hash", token_id, user_id)
         if digest is None:
             raise NotFound(f"no active token with id {token_id}")
+        self._local_tokens.pop(bytes(digest), None)
         await self.redis.set(self.keys.token(digest.hex()), _TOMBSTONE, ex=IDENTITY_CACHE_SECONDS)
 
-    async def user_for_token(self, token: str) -> tuple[User, Scope] | None:
+    async def user_for_token(self, token: str, *,
+                             local_seconds: float = 0) -> tuple[User, Scope] | None:
         """The active user of an unrevoked token, with the token's scope; None when the token is
         unknown or revoked or its user inactive. An expired token raises Unauthenticated
-        (`token_expired`), whether its grant comes from Postgres or from the identity cache."""
+        (`token_expired`), whether its grant comes from Postgres or from the identity cache.
+
+        With `local_seconds`, a grant found is also kept in this process that long and answered
+        from there (no Redis round trip): revoking the token or changing its user through this
+        object ends it at once here, and within `local_seconds` in other processes."""
         digest = _token_digest(token)
+        now = time.monotonic()
+        hit = self._local_tokens.get(digest) if local_seconds else None
+        if hit is not None and hit[0] > now:
+            if hit[3] is not None and hit[3] <= time.time():
+                raise Unauthenticated("this API token has expired; make a new one",
+                                      code="token_expired")
+            return hit[1], hit[2]
+        found = await self._user_for_token(digest)
+        if found is not None and local_seconds:
+            if len(self._local_tokens) >= _LOCAL_TOKENS_MAX:
+                self._local_tokens.clear()
+            self._local_tokens[digest] = (now + local_seconds, *found)
+        return None if found is None else (found[0], found[1])
+
+    async def _user_for_token(self, digest: bytes) -> tuple[User, Scope, float | None] | None:
         cache_key = self.keys.token(digest.hex())
         cached = await self.redis.get(cache_key)
         if cached is not None and cached != _TOMBSTONE:
@@ -271,7 +299,7 @@ class Accounts:
             raise Unauthenticated("this API token has expired; make a new one",
                                   code="token_expired")
         try:
-            return await self.cached_user(grant.user_id), grant.scope
+            return await self.cached_user(grant.user_id), grant.scope, grant.expires
         except NotFound:  # deactivated meanwhile
             return None
 

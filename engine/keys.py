@@ -93,6 +93,17 @@ class Keys:
         """The limit on waiting-room joins from one client address in one event."""
         return self.event(event_id, f"room:rl:{_untag(client or 'unknown')}")
 
+    # --- the gate (check-in) ---------------------------------------------------------------
+    def checkin_events(self) -> str:
+        """Set of event ids with a check-in stream (`event(id, "checkins")`) for the check-in
+        writer to read; never touched inside an event's script."""
+        return f"{self.prefix}:checkin:events"
+
+    def gate_access(self, user_id: int) -> str:
+        """Hash: event id -> "1" / "0", whether a user may scan that event; cached for a minute,
+        deleted when the user's staff membership changes (engine/checkin/access.py)."""
+        return f"{self.prefix}:gateaccess:{user_id}"
+
     # --- cross-event ----------------------------------------------------------------------
     def rooms_on(self) -> str:
         """Set of event ids whose waiting room is on: the storefronts' admission ticks run them."""

@@ -27,6 +27,7 @@ import redis.asyncio as redis
 from redis.exceptions import ResponseError
 
 from engine.inventory import Inventory
+from fulfillment.streams import ensure_group, run_rounds, trim_acknowledged
 from fulfillment.writer import Entry, Malformed, read_entry, write_sale
 
 log = logging.getLogger(__name__)
@@ -59,11 +60,7 @@ class Fulfillment:
     async def _group(self, event_id: int) -> None:
         if event_id in self._groups:
             return
-        try:
-            await self.client.xgroup_create(self.stream(event_id), GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.client, self.stream(event_id), GROUP)
         self._groups.add(event_id)
 
     async def events(self) -> list[int]:
@@ -150,31 +147,9 @@ class Fulfillment:
         await self.client.hdel(self.keys.fulfillment_failures(), entry_id)
 
     async def _trim(self, event_id: int) -> None:
-        """Drop entries the group has acknowledged: everything below its oldest pending entry,
-        or below the last delivered one when none is pending."""
-        key = self.stream(event_id)
-        pending = await self.client.xpending(key, GROUP)
-        if pending["pending"]:
-            floor = pending["min"]
-        else:
-            groups = await self.client.xinfo_groups(key)
-            group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-            if group is None:
-                return
-            floor = group["last-delivered-id"]
-            if floor in (b"0-0", "0-0"):
-                return
-            # MINID keeps entries >= floor: keep the last delivered one too, it is acknowledged
-            # but harmless; the next round trims it
-        await self.client.xtrim(key, minid=floor, approximate=False)
+        """Drop entries the group has acknowledged."""
+        await trim_acknowledged(self.client, self.stream(event_id), GROUP)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
         """Rounds until `stop` is set; a failing round is logged and retried."""
-        while not stop.is_set():
-            try:
-                done = await self.round()
-            except Exception:  # Redis away for a moment: the next round retries
-                log.exception("fulfillment round failed")
-                done = 0
-            if not done and not stop.is_set():
-                await asyncio.sleep(idle)
+        await run_rounds(self.round, stop, idle, "fulfillment")

@@ -86,3 +86,36 @@ class Result:
 
 HEADER = ("| scenario | concurrency | holds/s | p50 ms | p99 ms | errors | note |\n"
           "|---|---|---|---|---|---|---|")
+
+
+def write_report(name: str, lines: list[str]) -> str:
+    """Write `lines` as loadtests/reports/<name> and print it."""
+    report = "\n".join(lines) + "\n"
+    REPORTS.mkdir(exist_ok=True)
+    (REPORTS / name).write_text(report)
+    print(report)
+    return report
+
+
+class TempDatabase:
+    """A PostgreSQL database of the benchmark's own beside the one at `url`, dropped by `drop`."""
+
+    def __init__(self, url: str) -> None:
+        import asyncio
+        import uuid
+
+        self.admin_url, self.name = url, f"kwika_bench_{uuid.uuid4().hex[:6]}"
+        asyncio.run(self._admin(f'CREATE DATABASE "{self.name}"'))
+        self.dsn = url.rsplit("/", 1)[0] + "/" + self.name
+
+    async def _admin(self, sql: str) -> None:
+        import asyncpg
+
+        conn = await asyncpg.connect(self.admin_url)
+        await conn.execute(sql)
+        await conn.close()
+
+    def drop(self) -> None:
+        import asyncio
+
+        asyncio.run(self._admin(f'DROP DATABASE IF EXISTS "{self.name}" WITH (FORCE)'))

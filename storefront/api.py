@@ -48,6 +48,7 @@ class RouteSpec:
     errors: tuple[int, ...] = ()
     scan: bool = False  # open to `scan` tokens
     session_only: bool = False  # refuses API tokens
+    hot: bool = False  # a token's grant may come from the per-process cache (storefront/auth.py)
 
 
 @dataclass
@@ -60,13 +61,16 @@ class Api:
               roles: tuple[str, ...] | None = None, body: type | None = None,
               query: type | None = None, response: Any = None, status: int = 200,
               errors: tuple[int, ...] = (), scan: bool = False,
-              session_only: bool = False) -> Callable:
+              session_only: bool = False, hot: bool = False) -> Callable:
         """Declare a route. `scan`: `scan` tokens may call it too; `session_only`: API tokens
-        may not (it needs a role list, `()` for any logged-in user)."""
+        may not (it needs a role list, `()` for any logged-in user); `hot`: a path so busy that
+        a token's grant may be answered from this process's cache for a moment (the gate's
+        scan; a revocation reaches other processes within `auth.HOT_TOKEN_SECONDS`)."""
         def decorate(fn: Callable[..., Awaitable[Any]]) -> Callable:
             wrapped = _wrap(fn, roles, body, query, status, scan, session_only)
+            wrapped.kwika_hot = hot  # type: ignore[attr-defined]  # read by the auth middleware
             self.routes.append(RouteSpec(method, path, wrapped, summary, tag, roles, body, query,
-                                         response, status, errors, scan, session_only))
+                                         response, status, errors, scan, session_only, hot))
             return fn
         return decorate
 

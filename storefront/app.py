@@ -60,6 +60,8 @@ from storefront.buy import api as api_buy
 from storefront.buy import live, picker, webhooks
 from storefront.buy import pages as buy_pages
 from storefront.event_cache import EventCache
+from storefront.gate import api as api_gate
+from storefront.gate import install as install_gate
 from storefront.gateways import install as install_gateways
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
 from storefront.mytickets import api as api_mytickets
@@ -73,7 +75,7 @@ from storefront.templating import make_environment
 HERE = Path(__file__).parent
 CLOSE_TIMEOUT = 10.0
 API_MODULES = (api_public, api_holds, api_buy, api_accounts, api_provider, api_admin,
-               api_mytickets, api_room, api_room_provider)
+               api_mytickets, api_room, api_room_provider, api_gate)
 
 
 def redis_client(settings: Settings, url: str | None = None) -> redis.Redis:
@@ -201,6 +203,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     app.router.add_routes(webhooks.routes)
     ticket_keys.install(app)
     mytickets.install(app)
+    install_gate(app)
     app.router.add_routes(picker.routes)
     app.router.add_routes(live.routes)
     app.router.add_routes(buy_pages.routes)

@@ -39,6 +39,10 @@ async def request_id_middleware(request: web.Request, handler) -> web.StreamResp
         response = await handler(request)
         status = response.status
         response.headers["X-Request-Id"] = rid
+        if not response.prepared:  # a stream (SSE) has sent its headers already
+            # the server's own time for the request, for clients and benchmarks to read
+            response.headers["Server-Timing"] = (
+                f"app;dur={(time.perf_counter() - started) * 1000:.3f}")
         return response
     except web.HTTPException as exc:
         status = exc.status

@@ -126,6 +126,8 @@ async def login_submit(request: web.Request) -> web.Response:
                    else "Enter your email address and password.")
         return render(request, "accounts/login.html",
                       {"error": message, "email": email, "next": next_url}, status=401)
+    if user.role == "staff" and next_url == "/events":
+        next_url = "/gate"  # gate staff come to scan
     session = await start_session(request, user)
     response = web.HTTPSeeOther(next_url)
     set_session_cookie(request, response, session)

@@ -145,3 +145,11 @@ def test_the_room_keys_share_the_events_slot():
     joins = k.room_joins(42, "{ev:9}")
     assert _slot_tag(joins) == "ev:42" and joins.startswith("kw:{ev:42}:room:rl:")
     assert k.rooms_on() == "kw:rooms:on"
+
+
+def test_gate_keys():
+    keys = Keys("kw")
+    assert keys.checkin_events() == "kw:checkin:events"
+    assert keys.gate_access(7) == "kw:gateaccess:7"
+    assert {keys.event(42, n) for n in ("tickets", "checkin:counts", "checkins")} == {
+        "kw:{ev:42}:tickets", "kw:{ev:42}:checkin:counts", "kw:{ev:42}:checkins"}

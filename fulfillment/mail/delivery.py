@@ -3,7 +3,7 @@ what each entry asks for, through the mail desk (each message once, by the email
 
 Entry format v1 (fields, all text):
 
-    order    the order number (required)
+    order    the order number (required, but for "staff_invite")
     event    the event id (informational; the record says which event the order is of)
     kind     "tickets" (default: a new order, its tickets to the buyer and the notice to the
              provider), "resend" (the order's tickets again) or "transfer" (one ticket to its
@@ -12,6 +12,8 @@ Entry format v1 (fields, all text):
              generation)
     request  for "resend": an id of the request, so that one request is one email (default: the
              entry's own id, which a redelivery keeps)
+    invite   for "staff_invite": the gate staff invitation's id, and `token` its secret (the
+             link's; the record keeps only its hash): the invitation to the invited address
 
 - An entry is acknowledged only once every message it asks for is `sent` or `failed` for good
   (or skipped: no live ticket left). A temporary failure leaves it pending: this worker tries
@@ -34,15 +36,15 @@ import time
 import asyncpg
 import msgspec
 import redis.asyncio as redis
-from redis.exceptions import ResponseError
 
 from engine.keys import Keys
 from fulfillment.mail.desk import MailDesk, UnknownOrder
 from fulfillment.mail.postman import Outcome
+from fulfillment.streams import ensure_group, trim_acknowledged
 
 log = logging.getLogger(__name__)
 GROUP = "mail"
-KINDS = ("tickets", "resend", "transfer")
+KINDS = ("tickets", "resend", "transfer", "staff_invite")
 UNAVAILABLE = (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError,
                asyncpg.CannotConnectNowError, asyncpg.TooManyConnectionsError)
 
@@ -56,6 +58,8 @@ class Delivery(msgspec.Struct, frozen=True, kw_only=True):
     kind: str = "tickets"
     ticket: str | None = None
     request: str | None = None
+    invite: int | None = None
+    token: str | None = None
 
 
 def read_delivery(entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery:
@@ -66,6 +70,11 @@ def read_delivery(entry_id: bytes, fields: dict[bytes, bytes]) -> Delivery:
         raise Malformed("not UTF-8") from None
     order = text.get("order", "").strip()
     kind = text.get("kind", "").strip() or "tickets"
+    if kind == "staff_invite":
+        invite, token = text.get("invite", "").strip(), text.get("token", "").strip()
+        if not invite.isdigit() or len(invite) > 18 or not 10 <= len(token) <= 100:
+            raise Malformed("a staff invitation names no invitation or token")
+        return Delivery(order="", kind=kind, invite=int(invite), token=token)
     if not order or len(order) > 100:
         raise Malformed("no order number")
     if kind not in KINDS:
@@ -110,11 +119,7 @@ class Deliveries:
     async def _group(self) -> None:
         if self._grouped:
             return
-        try:
-            await self.client.xgroup_create(self.stream, GROUP, id="0", mkstream=True)
-        except ResponseError as exc:
-            if "BUSYGROUP" not in str(exc):
-                raise
+        await ensure_group(self.client, self.stream, GROUP)
         self._grouped = True
 
     async def round(self) -> int:
@@ -218,6 +223,8 @@ class Deliveries:
             return await self.desk.resend(delivery.order, delivery.request or "")
         if delivery.kind == "transfer":
             return await self.desk.transfer(delivery.order, delivery.ticket or "")
+        if delivery.kind == "staff_invite":
+            return [await self.desk.staff_invite(delivery.invite or 0, delivery.token or "")]
         return await self.desk.sold(delivery.order)
 
     async def _ack(self, entry_id: bytes) -> None:
@@ -234,18 +241,8 @@ class Deliveries:
         await self._ack(entry_id)
 
     async def _trim(self) -> None:
-        """Drop what the group acknowledged: below its oldest pending entry, or below the last
-        delivered one when none is pending."""
-        pending = await self.client.xpending(self.stream, GROUP)
-        if pending["pending"]:
-            floor = pending["min"]
-        else:
-            groups = await self.client.xinfo_groups(self.stream)
-            group = next((g for g in groups if g["name"] in (GROUP, GROUP.encode())), None)
-            if group is None or group["last-delivered-id"] in (b"0-0", "0-0"):
-                return
-            floor = group["last-delivered-id"]
-        await self.client.xtrim(self.stream, minid=floor, approximate=False)
+        """Drop what the group acknowledged."""
+        await trim_acknowledged(self.client, self.stream, GROUP)
 
     async def run(self, stop: asyncio.Event, idle: float = 0.2) -> None:
         """Keep `concurrency` entries in flight until `stop` is set: whenever a slot is free,

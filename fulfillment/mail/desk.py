@@ -7,6 +7,7 @@ refund-due notice. What is sent once is decided by the email log's (kind, dedupe
     tickets        order number          provider_sale  order number
     resend         the request's id      transfer       ticket number:generation
     reminder       order number          refund_due     payment reference
+    staff_invite   invite:<id>
 """
 
 from __future__ import annotations
@@ -105,6 +106,25 @@ class MailDesk:
             "transfer", f"{ticket.number}:{ticket.generation}",
             letters.transfer(order, ticket, self.site), order_number=order.number,
             attach=attach)]
+
+    async def staff_invite(self, invite_id: int, token: str) -> Outcome:
+        """A gate staff invitation to its address, with the link that accepts it (skipped once
+        it is accepted or expired)."""
+        row = await self.pool.fetchrow(
+            "SELECT i.email, i.all_events, i.accepted_at, i.expires_at <= now() AS expired, "
+            "sp.business_name, (SELECT array_agg(e.title ORDER BY e.starts_at) FROM events e "
+            "  WHERE e.id = ANY (i.event_ids)) AS titles "
+            "FROM gate_invites i JOIN service_providers sp ON sp.id = i.provider_id "
+            "WHERE i.id = $1", invite_id)
+        if row is None:
+            raise UnknownOrder(f"no staff invitation {invite_id}")
+        if row["accepted_at"] is not None or row["expired"]:
+            return SKIPPED
+        letter = letters.staff_invite(
+            to=row["email"], provider=row["business_name"],
+            events=None if row["all_events"] else list(row["titles"] or []),
+            link=f"{self.site}/staff/accept?token={token}")
+        return await self.postman.send_once("staff_invite", f"invite:{invite_id}", letter)
 
     # --- what the scheduler sends ---------------------------------------------------------
     async def reminder(self, order_number: str) -> Outcome:

@@ -89,3 +89,10 @@ def refund_due(*, to: str, name: str, order_number: str, amount: int, currency: 
                   context={"name": name, "order_number": order_number,
                            "amount": money(amount, currency), "event_title": event_title,
                            "why": refund_reason(reason)})
+
+
+def staff_invite(*, to: str, provider: str, events: list[str] | None, link: str) -> Letter:
+    """An invitation to scan tickets at the gate of a provider's events (`events` None: all)."""
+    return Letter(to=to, subject=f"{provider} invites you to scan tickets at the gate",
+                  template="staff_invite",
+                  context={"provider": provider, "events": events, "link": link})

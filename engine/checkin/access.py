@@ -1,0 +1,68 @@
+"""Who may work the gate of an event: an admin, the event's provider, and the provider's gate
+staff for all its events or for the events their membership names (engine/checkin/staff.py).
+
+A scan must not wait on Postgres, so the answer is cached: in Redis for a minute per user and
+event (`Keys.gate_access`, deleted when the user's membership changes) and in this process for
+`LOCAL_SECONDS`, so a removed staff member's device stops within that long everywhere.
+"""
+
+from __future__ import annotations
+
+import time
+
+import asyncpg
+import redis.asyncio as redis
+
+from engine.accounts import User
+from engine.keys import Keys
+
+REDIS_SECONDS = 60
+LOCAL_SECONDS = 5.0
+_LOCAL_MAX = 50_000
+
+
+class GateAccess:
+    def __init__(self, pool: asyncpg.Pool, client: redis.Redis, keys: Keys):
+        self.pool, self.client, self.keys = pool, client, keys
+        self._local: dict[tuple[int, int], tuple[float, str]] = {}
+
+    async def role_at(self, user: User, event_id: int) -> str | None:
+        """`provider` (the event's own provider, or an admin), `staff`, or None (not allowed,
+        or no such event)."""
+        key = (user.id, event_id)
+        now = time.monotonic()
+        hit = self._local.get(key)
+        if hit is not None and hit[0] > now:
+            return hit[1] or None
+        cache = self.keys.gate_access(user.id)
+        raw = await self.client.hget(cache, str(event_id))
+        if raw is None:
+            role = await self._lookup(user, event_id)
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.hset(cache, str(event_id), role)
+                pipe.expire(cache, REDIS_SECONDS, nx=True)
+                await pipe.execute()
+        else:
+            role = raw.decode()
+        if len(self._local) > _LOCAL_MAX:
+            self._local.clear()
+        self._local[key] = (now + LOCAL_SECONDS, role)
+        return role or None
+
+    async def _lookup(self, user: User, event_id: int) -> str:
+        row = await self.pool.fetchrow(
+            "SELECT e.provider_id, EXISTS (SELECT 1 FROM gate_staff s WHERE s.user_id = $2 "
+            "  AND s.provider_id = e.provider_id AND (s.all_events OR e.id = ANY (s.event_ids))) "
+            "  AS staff FROM events e WHERE e.id = $1", event_id, user.id)
+        if row is None:
+            return ""
+        if user.role == "admin" or (user.role == "provider"
+                                    and user.provider_id == row["provider_id"]):
+            return "provider"
+        return "staff" if row["staff"] else ""
+
+    async def forget(self, user_id: int) -> None:
+        """Drop what is cached about `user_id` (their membership changed)."""
+        await self.client.delete(self.keys.gate_access(user_id))
+        for key in [k for k in self._local if k[0] == user_id]:
+            del self._local[key]
