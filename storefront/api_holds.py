@@ -193,8 +193,8 @@ async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitab
         hold = await making
     except HoldRefused as exc:
         return HoldAttempt(buyer, currency, None, refusal(exc))
-    if gate is not None:
-        await gate.used(hold.id)
+    if gate is not None and (refused := await gate.used(hold)) is not None:
+        return HoldAttempt(buyer, currency, None, refused)
     if key is not None and not same(hold):
         return HoldAttempt(buyer, currency, None, ApiError(
             422, "idempotency_key_reused", "this Idempotency-Key was used for another selection: "
