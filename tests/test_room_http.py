@@ -372,3 +372,11 @@ async def test_checking_out_a_basket_the_pass_did_not_make_uses_the_pass(
     assert (await v.call("POST", f"/api/orders/{order['order_number']}/cancel", json={}))[0] == 204
     status, refused = await v.call("POST", f"/api/events/{eid}/holds", json=body)
     assert status == 403 and refused["error"] == "pass_used", refused  # ...and makes no other
+
+
+async def test_a_release_time_before_1970_is_a_release_long_past(client, factory, visitors):
+    provider, event, _ = await room_on_sale(factory, rate_per_second=1000)
+    path = f"/api/provider/events/{event['id']}/room"
+    resp = await client.patch(path, json={"release_at": "1960-01-01T00:00:00Z"}, headers=provider.h)
+    assert resp.status == 200 and (await resp.json())["state"] == "open", await resp.text()
+    assert (await visitors().join(event["id"]))[1]["place"] == "admitted"

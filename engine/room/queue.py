@@ -68,7 +68,8 @@ _join = msgspec.json.Decoder(JoinResult)
 
 
 def _ms(value: datetime | None) -> int:
-    return int(value.timestamp() * 1000) if value else 0
+    """A release time in ms; one before 1970 is as long past as 0 (none), which the room takes."""
+    return max(0, int(value.timestamp() * 1000)) if value else 0
 
 
 class WaitingRoom:
