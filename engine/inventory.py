@@ -134,7 +134,6 @@ class Hold(msgspec.Struct, kw_only=True):
     items: list[HoldLine]
     seats: list[HoldSeat]
     total: int
-    replay: bool = False  # an earlier request's hold, answered again (the same hold id)
 
 
 class Sale(msgspec.Struct, kw_only=True):
@@ -404,7 +403,7 @@ class Inventory:
                                  limits.client or "unknown", keyed)
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
-        return _hold(event_id, msgspec.convert(result["hold"], _RawHold), bool(result.get("replay")))
+        return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
 
     async def best_available(self, event_id: int, buyer: str, quantity: int, *,
                              section_id: int | None = None, price_min: int | None = None,
@@ -431,7 +430,7 @@ class Inventory:
                                  extra_keys=self.layout_keys(event_id))
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
-        return _hold(event_id, msgspec.convert(result["hold"], _RawHold), bool(result.get("replay")))
+        return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
 
     async def find_hold(self, event_id: int, *, hold_id: str | None = None,
                         buyer: str | None = None) -> tuple[Hold | None, datetime]:
@@ -620,8 +619,8 @@ def event_of_hold(hold_id: str) -> int | None:
     return int(head[1:])
 
 
-def _hold(event_id: int, raw: _RawHold, replay: bool = False) -> Hold:
+def _hold(event_id: int, raw: _RawHold) -> Hold:
     total = sum(i.quantity * i.unit_price for i in raw.ga) + sum(s.price for s in raw.seats)
     return Hold(id=raw.id, event_id=event_id, buyer=raw.buyer, created_at=_dt(raw.created),
                 expires_at=_dt(raw.expires), items=[i.public() for i in raw.ga],
-                seats=[x.public() for x in raw.seats], total=total, replay=replay)
+                seats=[x.public() for x in raw.seats], total=total)

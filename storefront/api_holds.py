@@ -189,6 +189,9 @@ async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitab
     """With an idempotency key, `same(hold)` says whether the hold answering the key is what
     this request asks for: a key reused for another selection is refused. A waiting-room pass
     (`gate`) is used by the basket once it is made (a refused hold leaves it live)."""
+    if gate is not None and gate.retry_of:  # the pass made its basket: answer that one
+        making.close()  # (not awaited: made no hold)
+        making = gate.basket()
     try:
         hold = await making
     except HoldRefused as exc:

@@ -86,15 +86,24 @@ class Gate:
     request: web.Request
     event_id: int
     ticket: Pass
+    retry_of: str = ""  # the pass made the basket of this hold id: a retry may only answer it
+
+    async def basket(self) -> Hold:
+        """The basket the pass made, for a retry of the request that made it (403 pass_used when
+        it is gone: the pass makes no other, under that hold id or any)."""
+        hold, _ = await self.request.app[INVENTORY].find_hold(self.event_id, hold_id=self.retry_of)
+        if hold is None or hold.buyer != self.ticket.buyer:
+            raise refused("pass_used")
+        return hold
 
     async def used(self, hold: Hold) -> ApiError | None:
         """Mark the pass used by `hold`. None when it stands for that basket now; else the refusal,
         with the hold given back: the pass made another basket meanwhile (a concurrent request),
-        or made a basket under this hold id before that is gone (given back or run out) and this
-        one is new. A pass that ran out between its check and the hold is let stand (README)."""
+        or made one under this hold id that is gone (given back or run out), and this is a new
+        one. A pass that ran out between its check and the hold is let stand (README)."""
         verdict = await self.request.app[ROOM].use_pass(self.event_id, self.ticket.buyer,
-                                                        self.ticket.number, hold.id)
-        if verdict == "ok" or (verdict == "again" and hold.replay):
+                                                        self.ticket.number, hold)
+        if verdict in ("ok", "again"):
             return None
         if verdict == "pass_expired":
             log.warning("pass %s of event %s ran out before hold %s", self.ticket.number,
@@ -106,8 +115,8 @@ class Gate:
 
 async def hold_gate(request: web.Request, facts: EventFacts, key: str | None) -> Gate | None:
     """None when the event's room is off; else the caller's pass, checked live (403 otherwise).
-    With an Idempotency-Key, a pass already used by the hold that key makes is accepted (a
-    retry answers the same hold)."""
+    With an Idempotency-Key, a pass already used by the hold that key makes is accepted, for a
+    retry that answers that hold (`retry_of`), never makes it again."""
     if not facts.uses_waiting_room:
         return None
     buyer = current_buyer(request)
@@ -115,7 +124,12 @@ async def hold_gate(request: web.Request, facts: EventFacts, key: str | None) ->
     hold_id = ""
     if key is not None and buyer is not None:
         hold_id = derived_hold_id(facts.id, request.app[SETTINGS].secret_key, buyer, key)
-    verdict = await request.app[ROOM].check_pass(facts.id, ticket.buyer, ticket.number, hold_id)
+    room = request.app[ROOM]
+    verdict = await room.check_pass(facts.id, ticket.buyer, ticket.number)
+    if verdict == "pass_used" and hold_id:
+        verdict = await room.check_pass(facts.id, ticket.buyer, ticket.number, hold_id)
+        if verdict == "ok":
+            return Gate(request, facts.id, ticket, retry_of=hold_id)
     if verdict != "ok":
         raise refused(verdict)
     return Gate(request, facts.id, ticket)
@@ -133,7 +147,7 @@ async def basket_gate(request: web.Request, facts: EventFacts, buyer: str, hold_
     if verdict == "ok":
         hold, _ = await request.app[INVENTORY].find_hold(facts.id, hold_id=hold_id)
         if hold is not None and hold.buyer == buyer:
-            verdict = await room.use_pass(facts.id, buyer, ticket.number, hold_id)
+            verdict = await room.use_pass(facts.id, buyer, ticket.number, hold)
             verdict = "ok" if verdict == "again" else verdict
     if verdict != "ok":
         raise refused(verdict)
