@@ -189,12 +189,15 @@ async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitab
     """With an idempotency key, `same(hold)` says whether the hold answering the key is what
     this request asks for: a key reused for another selection is refused. A waiting-room pass
     (`gate`) is used by the basket once it is made (a refused hold leaves it live)."""
+    if gate is not None and gate.retry_of:  # the pass made its basket: answer that one
+        making.close()  # (not awaited: made no hold)
+        making = gate.basket()
     try:
         hold = await making
     except HoldRefused as exc:
         return HoldAttempt(buyer, currency, None, refusal(exc))
-    if gate is not None:
-        await gate.used(hold.id)
+    if gate is not None and (refused := await gate.used(hold)) is not None:
+        return HoldAttempt(buyer, currency, None, refused)
     if key is not None and not same(hold):
         return HoldAttempt(buyer, currency, None, ApiError(
             422, "idempotency_key_reused", "this Idempotency-Key was used for another selection: "

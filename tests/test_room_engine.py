@@ -144,7 +144,7 @@ async def test_the_room_knows_the_stock(parts):
     assert figures.admitted_now == 3 and figures.live_passes == 3  # never more than could buy
     assert (await room.tick(event_id)).state == "all_offered"
     hold = await inv.hold(event_id, "g:s0", {pkg: 3})
-    assert await room.use_pass(event_id, "g:s0", 1, hold.id) == "ok"
+    assert await room.use_pass(event_id, "g:s0", 1, hold) == "ok"
     figures = await room.tick(event_id)
     assert figures.state == "all_held" and figures.admitted_now == 0
     assert (await room.status(event_id, "g:s5")).state == "all_held"
@@ -171,13 +171,32 @@ async def test_passes_make_one_basket(parts):
     assert await room.check_pass(event_id, "g:a", 2) == "pass_replaced"
     assert await room.check_pass(event_id, "g:b", 1) == "pass_expired"  # not theirs: no pass
     hold = await inv.hold(event_id, "g:a", {pkg: 1})
-    assert await room.use_pass(event_id, "g:a", 1, hold.id) == "ok"
-    assert await room.use_pass(event_id, "g:a", 1, hold.id) == "again"
+    assert await room.use_pass(event_id, "g:a", 1, hold) == "ok"
+    assert await room.use_pass(event_id, "g:a", 1, hold) == "again"
     assert await room.check_pass(event_id, "g:a", 1) == "pass_used"  # no second basket
     assert await room.check_pass(event_id, "g:a", 1, hold.id) == "ok"  # its checkout
     figures = await room.tick(event_id)
     assert figures.used == 1 and figures.live_passes == 0
 
+
+async def test_a_hold_id_made_again_is_not_the_basket_the_pass_made(parts):
+    """A keyed hold id can be made again once its hold is given back: the pass stood for the first
+    basket, not this one. The same hold answered twice (a double submit) is the same basket,
+    whichever request marks the pass first."""
+    inv, room = parts
+    event_id, pkg = await room_event(inv, room, capacity=50, rate=1000)
+    await join(room, event_id, "g:a")
+    await room.tick(event_id)
+    first = await inv.hold(event_id, "g:a", {pkg: 1}, hold_id=f"H{event_id}-keyed")
+    replayed = await inv.hold(event_id, "g:a", {pkg: 1}, hold_id=first.id)
+    assert await room.use_pass(event_id, "g:a", 1, replayed) == "ok"
+    assert await room.use_pass(event_id, "g:a", 1, first) == "again"
+    again = first
+    while again.created_at == first.created_at:  # (made again in a later millisecond)
+        await inv.release(event_id, again.id, "g:a")
+        again = await inv.hold(event_id, "g:a", {pkg: 4}, hold_id=first.id)
+    assert await room.use_pass(event_id, "g:a", 1, again) == "pass_used"
+    assert (await room.status(event_id, "g:a")).hold == first.id
 
 async def test_unused_passes_expire_and_the_next_visitor_moves_up(parts):
     inv, room = parts

@@ -338,3 +338,45 @@ async def test_the_admission_tick_runs_and_readyz_watches_it(client, factory, vi
         await asyncio.sleep(0.05)
     ready = await (await client.get("/readyz")).json()
     assert ready["checks"]["room"] == "ok"
+
+
+async def test_a_used_pass_makes_no_second_basket_under_the_same_idempotency_key(
+        client, factory, visitors):
+    _, event, pkg = await room_on_sale(factory, rate_per_second=1000)
+    eid, v = event["id"], visitors()
+    assert (await v.join(eid))[1]["place"] == "admitted"
+    key = {"Idempotency-Key": "k-1"}
+    status, hold = await v.call("POST", f"/api/events/{eid}/holds", headers=key,
+                                json={"items": [{"package_id": pkg["id"], "quantity": 1}]})
+    assert status == 201
+    assert (await v.call("DELETE", f"/api/holds/{hold['id']}", json={}))[0] == 204  # given back
+    status, refused = await v.call("POST", f"/api/events/{eid}/holds", headers=key,
+                                   json={"items": [{"package_id": pkg["id"], "quantity": 4}]})
+    assert status == 403 and refused["error"] == "pass_used", refused
+    assert (await v.call("GET", f"/api/events/{eid}/holds/mine"))[1] == []
+
+
+async def test_checking_out_a_basket_the_pass_did_not_make_uses_the_pass(
+        client, factory, visitors):
+    provider, event, pkg = await room_on_sale(factory, rate_per_second=1000, enabled=False)
+    eid, v = event["id"], visitors()
+    body = {"items": [{"package_id": pkg["id"], "quantity": 2}]}
+    status, early = await v.call("POST", f"/api/events/{eid}/holds", json=body)
+    assert status == 201  # made while the room was off (or: a crash before the pass was marked)
+    resp = await client.patch(f"/api/provider/events/{eid}/room", json={"enabled": True},
+                              headers=provider.h)
+    assert resp.status == 200
+    assert (await v.join(eid))[1]["place"] == "admitted"
+    status, order = await v.call("POST", f"/api/holds/{early['id']}/checkout", json=BILLING)
+    assert status == 200, order  # the turn goes to this basket...
+    assert (await v.call("POST", f"/api/orders/{order['order_number']}/cancel", json={}))[0] == 204
+    status, refused = await v.call("POST", f"/api/events/{eid}/holds", json=body)
+    assert status == 403 and refused["error"] == "pass_used", refused  # ...and makes no other
+
+
+async def test_a_release_time_before_1970_is_a_release_long_past(client, factory, visitors):
+    provider, event, _ = await room_on_sale(factory, rate_per_second=1000)
+    path = f"/api/provider/events/{event['id']}/room"
+    resp = await client.patch(path, json={"release_at": "1960-01-01T00:00:00Z"}, headers=provider.h)
+    assert resp.status == 200 and (await resp.json())["state"] == "open", await resp.text()
+    assert (await visitors().join(event["id"]))[1]["place"] == "admitted"

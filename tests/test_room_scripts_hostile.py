@@ -119,7 +119,10 @@ def test_pass_scripts_survive_anything(hostile, data):
     name = data.draw(st.sampled_from(["room_pass_check", "room_pass_use"]))
     args = [data.draw(maybe(buyers)), data.draw(maybe(st.integers(1, 8).map(str))),
             data.draw(maybe(st.sampled_from(["", "H1-abc", "H1-def"])))]
-    args = args[:data.draw(st.sampled_from([3, 3, 3, 2, 4]))] + (["x"] if len(args) > 3 else [])
+    if name == "room_pass_use":
+        args.append(data.draw(maybe(st.sampled_from(["1700000000000", "1700000000001"]))))
+    count = data.draw(st.sampled_from([len(args)] * 3 + [len(args) - 1, len(args) + 1]))
+    args = args[:count] + ["x"] * (count - len(args))
     hostile.call(name, args)
 
 

@@ -10,6 +10,7 @@ from typing import Literal
 
 import msgspec
 
+from engine.inventory import Hold
 from engine.keys import Keys
 from engine.lua import ScriptRunner, load_script
 from engine.room.store import RoomSettings
@@ -68,7 +69,8 @@ _join = msgspec.json.Decoder(JoinResult)
 
 
 def _ms(value: datetime | None) -> int:
-    return int(value.timestamp() * 1000) if value else 0
+    """A release time in ms; one before 1970 is as long past as 0 (none), which the room takes."""
+    return max(0, int(value.timestamp() * 1000)) if value else 0
 
 
 class WaitingRoom:
@@ -118,9 +120,11 @@ class WaitingRoom:
         else why not: 'pass_expired', 'pass_replaced', 'pass_used', 'bad_input'."""
         return (await self._run("room_pass_check", event_id, buyer, number, hold_id)).decode()
 
-    async def use_pass(self, event_id: int, buyer: str, number: int, hold_id: str) -> str:
-        """Record that the pass made basket `hold_id`: 'ok', 'again', or a refusal."""
-        return (await self._run("room_pass_use", event_id, buyer, number, hold_id)).decode()
+    async def use_pass(self, event_id: int, buyer: str, number: int, hold: Hold) -> str:
+        """Record that the pass made basket `hold`: 'ok', 'again' (it had), or a refusal
+        ('pass_used' too when a hold of that id was made again after it was given back)."""
+        made = round(hold.created_at.timestamp() * 1000)
+        return (await self._run("room_pass_use", event_id, buyer, number, hold.id, made)).decode()
 
     async def joins_per_second(self, event_id: int) -> int:
         """Joins in the last whole second (or this one so far, if more): a plain read."""

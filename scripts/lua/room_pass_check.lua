@@ -6,7 +6,7 @@
 --- @include "room"
 --- @include "room_pass"
 
-local buyer, no, hold = pass_args()
+local buyer, no, hold = pass_args(3)
 if not buyer then return 'bad_input' end
 local kind, current, detail = pass_record(buyer)
 if not kind then return 'pass_expired' end

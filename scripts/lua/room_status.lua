@@ -20,7 +20,7 @@ out.place = 'none'
 local pass = redis.call('HGET', R.admitted, buyer)
 local rank = redis.call('ZRANK', R.queue, buyer)
 if pass and not (rank and string.find(pass, '|used|', 1, true)) then
-  local no, second, third = string.match(pass, '^(%d+)|([^|]+)|?(.*)$')
+  local no, second, third = string.match(pass, '^(%d+)|([^|]+)|?([^|]*)')
   out.pass = tonumber(no)
   if second == 'used' then
     out.place, out.hold = 'used', third

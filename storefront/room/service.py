@@ -14,10 +14,10 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
-from engine.inventory import derived_hold_id
+from engine.inventory import Hold, derived_hold_id
 from engine.room import RoomFigures, RoomStore, WaitingRoom
 from engine.room.tokens import Pass, make_pass, read_pass
-from storefront.appkeys import SETTINGS
+from storefront.appkeys import INVENTORY, SETTINGS
 from storefront.buyer import current_buyer
 from storefront.errors import ApiError
 from storefront.event_cache import EventFacts
@@ -81,24 +81,42 @@ def presented_pass(request: web.Request, event_id: int, buyer: str | None) -> Pa
 
 @dataclass
 class Gate:
-    """A pass that let a hold request through: `used(hold_id)` once the basket is made."""
+    """A pass that let a hold request through: `used(hold)` once the basket is made."""
 
     request: web.Request
     event_id: int
     ticket: Pass
+    retry_of: str = ""  # the pass made the basket of this hold id: a retry may only answer it
 
-    async def used(self, hold_id: str) -> None:
+    async def basket(self) -> Hold:
+        """The basket the pass made, for a retry of the request that made it (403 pass_used when
+        it is gone: the pass makes no other, under that hold id or any)."""
+        hold, _ = await self.request.app[INVENTORY].find_hold(self.event_id, hold_id=self.retry_of)
+        if hold is None or hold.buyer != self.ticket.buyer:
+            raise refused("pass_used")
+        return hold
+
+    async def used(self, hold: Hold) -> ApiError | None:
+        """Mark the pass used by `hold`. None when it stands for that basket now; else the refusal,
+        with the hold given back: the pass made another basket meanwhile (a concurrent request),
+        or made one under this hold id that is gone (given back or run out), and this is a new
+        one. A pass that ran out between its check and the hold is let stand (README)."""
         verdict = await self.request.app[ROOM].use_pass(self.event_id, self.ticket.buyer,
-                                                        self.ticket.number, hold_id)
-        if verdict not in ("ok", "again"):
-            log.warning("pass %s of event %s not recorded for hold %s: %s", self.ticket.number,
-                        self.event_id, hold_id, verdict)
+                                                        self.ticket.number, hold)
+        if verdict in ("ok", "again"):
+            return None
+        if verdict == "pass_expired":
+            log.warning("pass %s of event %s ran out before hold %s", self.ticket.number,
+                        self.event_id, hold.id)
+            return None
+        await self.request.app[INVENTORY].release(self.event_id, hold.id, hold.buyer)
+        return refused("pass_used" if verdict == "again" else verdict)
 
 
 async def hold_gate(request: web.Request, facts: EventFacts, key: str | None) -> Gate | None:
     """None when the event's room is off; else the caller's pass, checked live (403 otherwise).
-    With an Idempotency-Key, a pass already used by the hold that key makes is accepted (a
-    retry answers the same hold)."""
+    With an Idempotency-Key, a pass already used by the hold that key makes is accepted, for a
+    retry that answers that hold (`retry_of`), never makes it again."""
     if not facts.uses_waiting_room:
         return None
     buyer = current_buyer(request)
@@ -106,17 +124,30 @@ async def hold_gate(request: web.Request, facts: EventFacts, key: str | None) ->
     hold_id = ""
     if key is not None and buyer is not None:
         hold_id = derived_hold_id(facts.id, request.app[SETTINGS].secret_key, buyer, key)
-    verdict = await request.app[ROOM].check_pass(facts.id, ticket.buyer, ticket.number, hold_id)
+    room = request.app[ROOM]
+    verdict = await room.check_pass(facts.id, ticket.buyer, ticket.number)
+    if verdict == "pass_used" and hold_id:
+        verdict = await room.check_pass(facts.id, ticket.buyer, ticket.number, hold_id)
+        if verdict == "ok":
+            return Gate(request, facts.id, ticket, retry_of=hold_id)
     if verdict != "ok":
         raise refused(verdict)
     return Gate(request, facts.id, ticket)
 
 
 async def basket_gate(request: web.Request, facts: EventFacts, buyer: str, hold_id: str) -> None:
-    """With the room on, the checkout of `hold_id` needs the pass that made that basket."""
+    """With the room on, the checkout of `hold_id` needs the pass that made that basket, or a live
+    pass, which is then used by it (a basket made before the room was on, or whose pass was never
+    marked): a pass stands for one basket."""
     if not facts.uses_waiting_room:
         return
     ticket = presented_pass(request, facts.id, buyer)
-    verdict = await request.app[ROOM].check_pass(facts.id, buyer, ticket.number, hold_id)
+    room = request.app[ROOM]
+    verdict = await room.check_pass(facts.id, buyer, ticket.number, hold_id)
+    if verdict == "ok":
+        hold, _ = await request.app[INVENTORY].find_hold(facts.id, hold_id=hold_id)
+        if hold is not None and hold.buyer == buyer:
+            verdict = await room.use_pass(facts.id, buyer, ticket.number, hold)
+            verdict = "ok" if verdict == "again" else verdict
     if verdict != "ok":
-        raise refused("pass_used" if verdict == "pass_used" else verdict)
+        raise refused(verdict)

@@ -6,7 +6,8 @@ local R = {
   queue = KEYS[2],     -- zset: buyer -> place (pre-queue: a random score below POST_RELEASE;
                        --       later arrivals POST_RELEASE + a counter, first come first served)
   passes = KEYS[3],    -- zset: buyer -> expiry (ms) of their live, unused pass
-  admitted = KEYS[4],  -- hash: buyer -> "<pass no>|<expiry ms>" (live) or "<pass no>|used|<hold id>"
+  admitted = KEYS[4],  -- hash: buyer -> "<pass no>|<expiry ms>" (live) or
+                       --       "<pass no>|used|<hold id>|<hold made, ms>"
   proofs = KEYS[5],    -- zset: proof-of-work challenge nonce -> expiry (ms): each is accepted once
   stock = KEYS[6],     -- the event's stock hash (includes/common.lua): "<pid>:avail", "<pid>:held"
   meta = KEYS[7],      -- the event's meta hash: status
