@@ -394,21 +394,8 @@ class Inventory:
         same `hold_id` returns the same hold). Invalid input raises Invalid before Redis."""
         items, seat_ids = items or {}, list(seat_ids or [])
         check_selection(items, seat_ids)
-        keyed = "0"
-        if hold_id:
-            _own_event(event_id, hold_id)
-            keyed = "1"
-        else:
-            hold_id = new_hold_id(event_id)
         request = {"ga": [[p, q] for p, q in items.items()], "seats": seat_ids}
-        ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
-        result = await self._run("hold", event_id, hold_id, buyer, ttl,
-                                 msgspec.json.encode(request), LAZY_EXPIRE,
-                                 _rates(limits.buyer, limits.ip, limits.new_guest),
-                                 limits.client or "unknown", keyed)
-        if not result["ok"]:
-            raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
-        return _hold(event_id, msgspec.convert(result["hold"], _RawHold))
+        return await self._make_hold("hold", event_id, buyer, request, hold_id, ttl_seconds, limits)
 
     async def best_available(self, event_id: int, buyer: str, quantity: int, *,
                              section_id: int | None = None, price_min: int | None = None,
@@ -422,20 +409,26 @@ class Inventory:
         for name, value in (("section_id", section_id), ("price_min", price_min), ("price_max", price_max)):
             if value is not None and not _whole(value, 0, MAX_ID):
                 raise Invalid(f"{name} must be a whole number", fields={name: "not a whole number"})
+        request = {"quantity": quantity, "section": section_id or 0, "price_min": price_min or 0,
+                   "price_max": price_max or 0}
+        return await self._make_hold("best_available", event_id, buyer, request, hold_id,
+                                     ttl_seconds, limits, self.layout_keys(event_id))
+
+    async def _make_hold(self, script: str, event_id: int, buyer: str, request: dict,
+                         hold_id: str | None, ttl_seconds: int | None, limits: HoldLimits,
+                         extra_keys: tuple[str, ...] = ()) -> Hold:
+        """Run a hold script (includes/holding.lua says its arguments): a hold id the caller
+        sends may have been used before and is checked; one made here cannot have been."""
         keyed = "0"
         if hold_id:
             _own_event(event_id, hold_id)
             keyed = "1"
         else:
             hold_id = new_hold_id(event_id)
-        request = {"quantity": quantity, "section": section_id or 0, "price_min": price_min or 0,
-                   "price_max": price_max or 0}
         ttl = ttl_seconds * 1000 if ttl_seconds else self.hold_ttl_ms
-        result = await self._run("best_available", event_id, hold_id, buyer, ttl,
-                                 msgspec.json.encode(request), LAZY_EXPIRE,
-                                 _rates(limits.buyer, limits.ip, limits.new_guest),
-                                 limits.client or "unknown", keyed,
-                                 extra_keys=self.layout_keys(event_id))
+        result = await self._run(script, event_id, hold_id, buyer, ttl, msgspec.json.encode(request),
+                                 LAZY_EXPIRE, _rates(limits.buyer, limits.ip, limits.new_guest),
+                                 limits.client or "unknown", keyed, extra_keys=extra_keys)
         if not result["ok"]:
             raise HoldRefused(result.pop("reason"), {k: v for k, v in result.items() if k != "ok"})
         return _hold(event_id, msgspec.convert(result["hold"], _RawHold))

@@ -22,12 +22,10 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 
 import aiohttp
-import asyncpg
 import redis.asyncio as redis
 
 from engine import catalog_types as t
@@ -36,7 +34,7 @@ from engine.keys import Keys
 from engine.room import RoomSettings, WaitingRoom
 from engine.room.tokens import solve
 from loadtests.bench_http import _call, _event, _make_provider
-from loadtests.common import REPORTS, PrivateRedis, free_port, wait_ready
+from loadtests.common import REPORTS, PrivateRedis, TempDatabase, free_port, wait_ready
 
 BATCH = 2000  # calls in flight at once from the client
 
@@ -165,15 +163,8 @@ def http_joins(base: str, event_id: int, seconds: int, connections: int) -> dict
 
 
 def http_level(args, redis_url: str) -> dict:
-    db = f"kwika_bench_{uuid.uuid4().hex[:6]}"
-
-    async def admin(sql: str) -> None:
-        conn = await asyncpg.connect(args.database_url)
-        await conn.execute(sql)
-        await conn.close()
-
-    asyncio.run(admin(f'CREATE DATABASE "{db}"'))
-    dsn = args.database_url.rsplit("/", 1)[0] + "/" + db
+    db = TempDatabase(args.database_url)
+    dsn = db.dsn
     port = free_port()
     env = {**os.environ, "REDIS_URL": redis_url, "DATABASE_URL": dsn, "KWIKA_PORT": str(port),
            "KWIKA_WORKERS": "2", "KWIKA_LOG_LEVEL": "WARNING", "KWIKA_REDIS_PREFIX": "kwhttp",
@@ -221,7 +212,7 @@ def http_level(args, redis_url: str) -> dict:
     finally:
         server.terminate()
         server.wait(30)
-        asyncio.run(admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)'))
+        db.drop()
     return out
 
 
