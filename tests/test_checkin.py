@@ -206,6 +206,36 @@ async def test_undo_by_the_provider_is_logged_and_reaches_postgres(client, facto
     assert (await third.json())["result"] == "not_used"
 
 
+async def test_an_undo_written_before_its_check_in_leaves_the_ticket_valid(client, factory, db):
+    """Two writers (or one restarted, claiming a dead one's entries later): the check-in entry
+    reaches Postgres after the undo that followed it. Postgres must end as the gate did."""
+    sold = await sell_event(client, factory, tickets=1)
+    app = client.server.app
+    _, answer = await scan(client, sold.provider, sold.event_id, sold.code(), gate="East")
+    assert answer["result"] == "admitted"
+    stream = app[KEYS].event(sold.event_id, "checkins")
+    slow = writer(app, consumer="slow")
+    await slow._group(sold.event_id)
+    taken = await app[REDIS].xreadgroup(GROUP, "slow", {stream: ">"}, count=10)
+    resp = await client.post(f"/api/events/{sold.event_id}/gate/undo",
+                             json={"ticket_number": sold.tickets[0]}, headers=sold.provider.h)
+    assert (await resp.json())["result"] == "undone"
+    assert await writer(app, consumer="fast").round() == 1  # the undo, written first
+    await slow.handle(sold.event_id, taken[0][1])  # then the check-in it took back
+    assert (await register(app, sold))["s"] == "valid"
+    row = await db.fetchrow("SELECT status, checked_in_at, checked_in_by FROM tickets "
+                            "WHERE ticket_number = $1", sold.tickets[0])
+    assert (row["status"], row["checked_in_at"], row["checked_in_by"]) == ("valid", None, None)
+    # and a check-in after the undo, written before the undo's entry, stays
+    _, again = await scan(client, sold.provider, sold.event_id, sold.code(), gate="West")
+    assert again["result"] == "admitted"
+    await slow.handle(sold.event_id, taken[0][1])  # the old entry once more: changes nothing
+    await writer(app, consumer="fast").round()
+    row = await db.fetchrow("SELECT status, checked_in_by FROM tickets WHERE ticket_number = $1",
+                            sold.tickets[0])
+    assert (row["status"], row["checked_in_by"]) == ("used", f"u:{sold.provider.user['id']} at West")
+
+
 async def test_manual_search_and_check_in(client, factory):
     sold = await sell_event(client, factory, tickets=3)
     h, base = sold.provider.h, f"/api/events/{sold.event_id}/gate"
