@@ -149,6 +149,30 @@ async def test_garbage_empty_and_oversized_input_is_a_clear_4xx(client, factory)
     assert await app[REDIS].hgetall(key) == before
 
 
+async def test_a_gate_named_in_any_script_up_to_40_characters_works(client, factory):
+    """The gate name's limit is 40 characters, not 40 bytes: Cyrillic, Greek or CJK gate names
+    scan, sync and undo like Latin ones."""
+    sold = await sell_event(client, factory, tickets=3)
+    h = sold.provider.h
+    gate = "Главный вход, северная сторона, ворота 1"  # 40 characters, 72 bytes in UTF-8
+    assert len(gate) == 40
+    status, answer = await scan(client, sold.provider, sold.event_id, sold.code(0), gate=gate)
+    assert status == 200 and answer["result"] == "admitted" and answer["ticket"]["gate"] == gate
+    _, again = await scan(client, sold.provider, sold.event_id, sold.code(0), gate=gate)
+    assert again["result"] == "repeat"
+    manual = await client.post(f"/api/events/{sold.event_id}/gate/checkin", headers=h, json={
+        "ticket_number": sold.tickets[1], "gate": "東口" * 20})
+    assert manual.status == 200 and (await manual.json())["result"] == "admitted"
+    synced = await client.post(f"/api/events/{sold.event_id}/gate/sync", headers=h, json={
+        "gate": "Πύλη Β" * 6 + "ΠΥΛΗ", "items": [{"id": "a1", "code": sold.code(2), "at": 1}]})
+    assert synced.status == 200 and (await synced.json())["results"][0]["result"] == "admitted"
+    undo = await client.post(f"/api/events/{sold.event_id}/gate/undo", headers=h,
+                             json={"ticket_number": sold.tickets[0]})
+    assert undo.status == 200 and (await undo.json())["result"] == "undone"
+    counts = await (await client.get(f"/api/events/{sold.event_id}/gate/counts", headers=h)).json()
+    assert counts["checked_in"] == 2 and gate not in counts["gates"]
+
+
 async def test_a_check_in_reaches_postgres_once_even_when_the_writer_dies(client, factory, db):
     sold = await sell_event(client, factory, tickets=2)
     app = client.server.app

@@ -18,8 +18,13 @@ local function whole(v, least, most)
   return type(v) == 'number' and v >= least and v <= most and v % 1 == 0
 end
 
--- a gate or device name: 1-40 printable characters; who: u:<digits>; a ticket: TKT-<id>-<serial>
-local function good_gate(v) return type(v) == 'string' and #v >= 1 and #v <= 40 and not v:find('%c') end
+-- a gate or device name: 1-40 printable characters (UTF-8: counted without continuation bytes,
+-- so a name in any script has the 40 characters the API allows); who: u:<digits>; a ticket:
+-- TKT-<id>-<serial>
+local function good_gate(v)
+  return type(v) == 'string' and #v >= 1 and #v <= 160 and not v:find('%c')
+         and #(v:gsub('[\128-\191]', '')) <= 40
+end
 local function good_who(v) return type(v) == 'string' and v:match('^u:%d+$') ~= nil and #v <= 24 end
 local function good_ticket(v)
   return type(v) == 'string' and #v <= 64 and v:match('^TKT%-%d+%-[0-9A-Z]+$') ~= nil
