@@ -2,8 +2,8 @@
 -- wins, by the time it was made: a ticket still valid comes in at that time; one checked in
 -- later elsewhere (or at this gate) is moved to this earlier scan and the later one reported;
 -- one checked in earlier is a conflict (reported, nothing written); the same scan sent twice
--- (a retried sync) is a duplicate. Void tickets and other generations are refused and reported:
--- the gate's list was stale.
+-- (a retried sync, also after an undo of what it checked in) is a duplicate. Void tickets and
+-- other generations are refused and reported: the gate's list was stale.
 --- @include "checkin"
 -- ARGV[1] gate (device) name
 -- ARGV[2] who synced (u:<user id>)
@@ -48,12 +48,12 @@ for _, item in ipairs(items) do
   local why = refusal(entry, g)
   local r, was = why, nil
   if not why then
-    if entry.s == 'valid' then
+    if synced_before(entry, item.id) then  -- a retried sync, even after an undo
+      r = 'duplicate'
+    elseif entry.s == 'valid' then
       check_in(number, entry, gate, who, at, item.id)
       count(gate, 1)
       r = 'admitted'
-    elseif entry.oid == item.id then
-      r = 'duplicate'
     elseif (tonumber(entry.at) or 0) <= at then
       r = 'conflict'
     else

@@ -2,7 +2,7 @@
 -- says `--- @include "checkin"`. Their keys, all under the event's hash tag:
 --   KEYS[1] the gate register (hash: ticket number -> JSON {s, g, p, seat, n} of
 --           engine/tickets/gate.py; a check-in adds at (ms), gate, by and, from an offline
---           gate, oid, the device's id of that scan)
+--           gate, oid, the device's id of that scan, also kept in oids, which an undo keeps)
 --   KEYS[2] the check-in counts (hash: "in" -> tickets checked in, "g:<gate>" -> by gate)
 --   KEYS[3] the check-in stream (fields t, a = in | undo, gate, by, at (ms), g, off = 0 | 1, oid;
 --           written to Postgres by fulfillment/checkins.py)
@@ -53,8 +53,26 @@ local function count(gate, by)
   redis.call('HINCRBY', COUNTS, 'g:' .. gate, by)
 end
 
+-- whether the offline scan `id` was applied to `entry` before (`oids`, the last MAX_OIDS kept
+-- through an undo: a sync retried after one is a duplicate, not a new check-in)
+local MAX_OIDS = 8
+local function synced_before(entry, id)
+  if entry.oid == id then return true end
+  if type(entry.oids) ~= 'table' then return false end
+  for _, seen in ipairs(entry.oids) do
+    if seen == id then return true end
+  end
+  return false
+end
+
 local function check_in(number, entry, gate, who, at, oid)
   entry.s, entry.at, entry.gate, entry.by, entry.oid = 'used', at, gate, who, oid
+  if oid then
+    local oids = type(entry.oids) == 'table' and entry.oids or {}
+    oids[#oids + 1] = oid
+    if #oids > MAX_OIDS then table.remove(oids, 1) end
+    entry.oids = oids
+  end
   redis.call('HSET', REGISTER, number, cjson.encode(entry))
   redis.call('XADD', STREAM, '*', 't', number, 'a', 'in', 'gate', gate, 'by', who,
              'at', string.format('%d', at), 'g', tostring(entry.g), 'off', oid and '1' or '0',
