@@ -307,6 +307,29 @@ async def test_registering_tickets_again_after_a_check_in_never_resets_it(client
         assert again["result"] == "used"
 
 
+async def test_a_check_in_rebuilt_from_postgres_can_still_be_taken_back(client, factory, db):
+    """Redis lost the register and it was rebuilt from the record: a used ticket there still
+    says where it came in, and the provider can still undo it."""
+    sold = await sell_event(client, factory, tickets=1)
+    app, h = client.server.app, sold.provider.h
+    await scan(client, sold.provider, sold.event_id, sold.code(), gate="East")
+    assert await writer(app).round() == 1
+    key = app[KEYS].event(sold.event_id, "tickets")
+    await app[REDIS].delete(key)
+    async with db.acquire() as conn, conn.transaction():
+        assert await gate.rebuild(app[REDIS], app[KEYS], sold.event_id, conn) == 1
+    _, used = await scan(client, sold.provider, sold.event_id, sold.code(), gate="West")
+    assert used["result"] == "used" and used["ticket"]["gate"] == "East"
+    resp = await client.post(f"/api/events/{sold.event_id}/gate/undo", headers=h,
+                             json={"ticket_number": sold.tickets[0]})
+    assert (await resp.json())["result"] == "undone"
+    assert (await register(app, sold))["s"] == "valid"
+    await writer(app).round()
+    row = await db.fetchrow("SELECT status, checked_in_at FROM tickets WHERE ticket_number = $1",
+                            sold.tickets[0])
+    assert (row["status"], row["checked_in_at"]) == ("valid", None)
+
+
 async def test_an_unreadable_check_in_entry_goes_to_the_dead_letters(client, factory, db):
     sold = await sell_event(client, factory, tickets=1)
     app = client.server.app
