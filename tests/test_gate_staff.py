@@ -144,6 +144,25 @@ async def test_a_removal_during_another_process_lookup_leaves_no_stale_grant(cli
     assert (await scan(client, staff, sold.event_id, sold.code(0))).status == 404
 
 
+async def test_a_removed_member_cannot_rejoin_through_an_invitation_still_open(client, factory):
+    """The provider invited them twice (say, to change their events), they accepted one and were
+    removed: the other link must not bring them back."""
+    sold = await sell_event(client, factory, tickets=1)
+    first = await invite(client, sold.provider, "Twice@example.test")
+    second = await invite(client, sold.provider, "twice@example.test", [sold.event_id])
+    staff = await join(client, first)
+    resp = await client.delete(f"/api/provider/staff/{staff.user['id']}", headers=sold.provider.h)
+    assert resp.status == 204
+    back = await client.post("/api/staff/accept", json={"token": second["token"]},
+                             headers=staff.h)
+    assert back.status == 404, await back.text()
+    assert (await scan(client, staff, sold.event_id, sold.code(0))).status == 404
+    # a new invitation, made after the removal, works
+    third = await invite(client, sold.provider, "twice@example.test")
+    assert (await client.post("/api/staff/accept", json={"token": third["token"]},
+                              headers=staff.h)).status == 200
+
+
 async def test_invitations_are_checked(client, factory):
     sold = await sell_event(client, factory, tickets=1)
     other = await sell_event(client, factory, tickets=1, order="ORD-2-GATE")
