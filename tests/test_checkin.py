@@ -330,6 +330,22 @@ async def test_a_check_in_rebuilt_from_postgres_can_still_be_taken_back(client, 
     assert (row["status"], row["checked_in_at"]) == ("valid", None)
 
 
+async def test_check_ins_after_redis_lost_the_stream_index_still_reach_postgres(client, factory,
+                                                                               db):
+    """Redis came back from a copy taken before the gate opened: the index of events with a
+    check-in stream (kw:checkin:events) and the stream are gone, while the server processes
+    remember having announced the event. Later check-ins must still reach Postgres."""
+    sold = await sell_event(client, factory, tickets=2)
+    app = client.server.app
+    await scan(client, sold.provider, sold.event_id, sold.code(0))
+    await app[REDIS].delete(app[KEYS].checkin_events(), app[KEYS].event(sold.event_id, "checkins"))
+    _, answer = await scan(client, sold.provider, sold.event_id, sold.code(1))
+    assert answer["result"] == "admitted"
+    await writer(app).round()
+    row = await db.fetchrow("SELECT status FROM tickets WHERE ticket_number = $1", sold.tickets[1])
+    assert row["status"] == "used"
+
+
 async def test_an_unreadable_check_in_entry_goes_to_the_dead_letters(client, factory, db):
     sold = await sell_event(client, factory, tickets=1)
     app = client.server.app

@@ -11,8 +11,9 @@
 --         g: generation or null (typed by hand), at: ms since the epoch when scanned}; a time
 --         ahead of the server's clock counts as now
 -- returns JSON {now, results = [{id, r = admitted | first | conflict | duplicate | revoked |
---         refunded | cancelled | unknown, ticket = {...}}]} ("first": admitted, and the check-in
---         the server had, made later, is the conflict: `was` says where and when)
+--         refunded | cancelled | unknown, ticket = {...}}], fresh} ("first": admitted, and the
+--         check-in the server had, made later, is the conflict: `was` says where and when;
+--         fresh: a check-in made the stream, see log_entry)
 
 local MAX_ITEMS = 200
 local gate, who = ARGV[1], ARGV[2]
@@ -66,4 +67,4 @@ for _, item in ipairs(items) do
   end
   results[#results + 1] = {id = item.id, r = r, ticket = shown(number, entry), was = was}
 end
-return cjson.encode({now = now, results = results})
+return cjson.encode({now = now, results = results, fresh = FRESH})

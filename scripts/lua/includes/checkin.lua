@@ -65,6 +65,14 @@ local function synced_before(entry, id)
   return false
 end
 
+-- an entry into the check-in stream; FRESH when it made the stream (the first entry, or Redis
+-- lost the stream): the desk then announces the event to the writer again
+local FRESH = false
+local function log_entry(...)
+  if redis.call('EXISTS', STREAM) == 0 then FRESH = true end
+  redis.call('XADD', STREAM, '*', ...)
+end
+
 local function check_in(number, entry, gate, who, at, oid)
   entry.s, entry.at, entry.gate, entry.by, entry.oid = 'used', at, gate, who, oid
   if oid then
@@ -74,7 +82,7 @@ local function check_in(number, entry, gate, who, at, oid)
     entry.oids = oids
   end
   redis.call('HSET', REGISTER, number, cjson.encode(entry))
-  redis.call('XADD', STREAM, '*', 't', number, 'a', 'in', 'gate', gate, 'by', who,
+  log_entry('t', number, 'a', 'in', 'gate', gate, 'by', who,
              'at', string.format('%d', at), 'g', tostring(entry.g), 'off', oid and '1' or '0',
              'oid', oid or '')
 end
