@@ -171,7 +171,9 @@ async def test_invitations_are_checked(client, factory):
                              headers=sold.provider.h)
     assert resp.status == 404  # another provider's event, as a missing one
     for bad in ({"email": "not an email"}, {"email": "x@example.test", "event_ids": []},
-                {"email": "x@example.test", "event_ids": [0]}):
+                {"email": "x@example.test", "event_ids": [0]},
+                {"email": "x@example.test", "event_ids": [2**63]},  # beyond bigint: not a 500
+                {"email": "x@example.test", "event_ids": [2**64 + 5]}):
         assert (await client.post(INVITES, json=bad, headers=sold.provider.h)).status == 422
     buyer = await factory.user()
     assert (await client.post(INVITES, json={"email": "x@example.test"},
