@@ -5,8 +5,10 @@ transaction, the ticket's `status`, `checked_in_at` and `checked_in_by`.
 
 Exactly once: an entry is acknowledged only after its transaction commits; one a dead worker
 left pending is claimed (XAUTOCLAIM) and written again, and its log row, already there, makes the
-second write change nothing. The ticket keeps the earliest check-in (an offline gate's earlier
-scan, synced late, wins), and an undo makes it valid again. Entries that cannot be read go to
+second write change nothing. The ticket keeps the earliest check-in since its last undo (an
+offline gate's earlier scan, synced late, wins; an undo makes it valid again), computed from its
+whole log, so entries written out of stream order (two workers, a dead one's claimed late) end
+where the gate is. Entries that cannot be read go to
 the dead letters with their reason. A stream is trimmed only below what the group acknowledged.
 """
 
@@ -58,11 +60,36 @@ def read_entry(fields: dict[bytes, bytes]) -> CheckinEntry:
         raise Malformed(f"not a check-in entry ({exc})") from None
 
 
+# Where a ticket stands after its log: checked in at the earliest check-in since its last undo
+# (stream order), or valid when there is none. Stream entry ids are "<ms>-<seq>".
+_SETTLE = (
+    "WITH log AS (SELECT ticket_number, action, at, by_who || ' at ' || gate AS by, "
+    "  ARRAY[split_part(entry_id, '-', 1)::bigint, split_part(entry_id, '-', 2)::bigint] AS pos "
+    "  FROM checkins WHERE event_id = $1 AND ticket_number = ANY ($2::text[])), "
+    "first_in AS (SELECT DISTINCT ON (l.ticket_number) l.ticket_number, l.at, l.by FROM log l "
+    "  WHERE l.action = 'in' AND NOT EXISTS (SELECT 1 FROM log u WHERE u.action = 'undo' "
+    "    AND u.ticket_number = l.ticket_number AND u.pos > l.pos) "
+    "  ORDER BY l.ticket_number, l.at, l.pos) "
+    "UPDATE tickets t SET status = CASE WHEN f.at IS NULL THEN 'valid' ELSE 'used' END, "
+    "checked_in_at = f.at, checked_in_by = f.by, updated_at = now() "
+    "FROM unnest($2::text[]) AS w (ticket_number) LEFT JOIN first_in f USING (ticket_number) "
+    "WHERE t.event_id = $1 AND t.ticket_number = w.ticket_number "
+    "AND t.status IN ('valid', 'used')")
+
+
 async def write_checkins(conn: asyncpg.Connection, event_id: int,
                          entries: list[tuple[str, CheckinEntry]]) -> int:
-    """Write entries (entry id, entry), in stream order, in one transaction; returns how many
-    were new (an entry written before changes nothing)."""
+    """Write entries (entry id, entry) in one transaction; returns how many were new (an entry
+    written before changes nothing). Each ticket with a new entry is then brought to what its
+    whole log says (`_SETTLE`), so the order entries arrive in does not matter: a check-in
+    claimed from a dead worker, or written by another worker, after the undo that followed it
+    leaves the ticket valid."""
+    tickets = sorted({e.ticket for _, e in entries})
     async with conn.transaction():
+        # one writer at a time per ticket: each then sees the entries the other committed
+        await conn.execute(
+            "SELECT 1 FROM tickets WHERE event_id = $1 AND ticket_number = ANY ($2::text[]) "
+            "ORDER BY ticket_number FOR UPDATE", event_id, tickets)
         new = {r["entry_id"] for r in await conn.fetch(
             "INSERT INTO checkins (event_id, entry_id, ticket_number, action, gate, by_who, at, "
             "offline) SELECT $1, * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], "
@@ -70,22 +97,9 @@ async def write_checkins(conn: asyncpg.Connection, event_id: int,
             "ON CONFLICT ON CONSTRAINT checkins_entry_key DO NOTHING RETURNING entry_id",
             event_id, *map(list, zip(*((i, e.ticket, e.action, e.gate, e.by, e.at, e.offline)
                                        for i, e in entries), strict=True)))}
-        for entry_id, e in entries:  # one by one, in order: an undo after its check-in
-            if entry_id not in new:
-                continue
-            if e.action == "in":
-                await conn.execute(
-                    "UPDATE tickets SET status = CASE WHEN status = 'valid' THEN 'used' "
-                    "ELSE status END, checked_in_at = $3, checked_in_by = $4, updated_at = now() "
-                    "WHERE ticket_number = $1 AND event_id = $2 AND status IN ('valid', 'used') "
-                    "AND (checked_in_at IS NULL OR checked_in_at > $3)",
-                    e.ticket, event_id, e.at, f"{e.by} at {e.gate}")
-            else:
-                await conn.execute(
-                    "UPDATE tickets SET status = 'valid', checked_in_at = NULL, "
-                    "checked_in_by = NULL, updated_at = now() "
-                    "WHERE ticket_number = $1 AND event_id = $2 AND status = 'used'",
-                    e.ticket, event_id)
+        touched = sorted({e.ticket for entry_id, e in entries if entry_id in new})
+        if touched:
+            await conn.execute(_SETTLE, event_id, touched)
         return len(new)
 
 

@@ -149,6 +149,30 @@ async def test_garbage_empty_and_oversized_input_is_a_clear_4xx(client, factory)
     assert await app[REDIS].hgetall(key) == before
 
 
+async def test_a_gate_named_in_any_script_up_to_40_characters_works(client, factory):
+    """The gate name's limit is 40 characters, not 40 bytes: Cyrillic, Greek or CJK gate names
+    scan, sync and undo like Latin ones."""
+    sold = await sell_event(client, factory, tickets=3)
+    h = sold.provider.h
+    gate = "Главный вход, северная сторона, ворота 1"  # 40 characters, 72 bytes in UTF-8
+    assert len(gate) == 40
+    status, answer = await scan(client, sold.provider, sold.event_id, sold.code(0), gate=gate)
+    assert status == 200 and answer["result"] == "admitted" and answer["ticket"]["gate"] == gate
+    _, again = await scan(client, sold.provider, sold.event_id, sold.code(0), gate=gate)
+    assert again["result"] == "repeat"
+    manual = await client.post(f"/api/events/{sold.event_id}/gate/checkin", headers=h, json={
+        "ticket_number": sold.tickets[1], "gate": "東口" * 20})
+    assert manual.status == 200 and (await manual.json())["result"] == "admitted"
+    synced = await client.post(f"/api/events/{sold.event_id}/gate/sync", headers=h, json={
+        "gate": "Πύλη Β" * 6 + "ΠΥΛΗ", "items": [{"id": "a1", "code": sold.code(2), "at": 1}]})
+    assert synced.status == 200 and (await synced.json())["results"][0]["result"] == "admitted"
+    undo = await client.post(f"/api/events/{sold.event_id}/gate/undo", headers=h,
+                             json={"ticket_number": sold.tickets[0]})
+    assert undo.status == 200 and (await undo.json())["result"] == "undone"
+    counts = await (await client.get(f"/api/events/{sold.event_id}/gate/counts", headers=h)).json()
+    assert counts["checked_in"] == 2 and gate not in counts["gates"]
+
+
 async def test_a_check_in_reaches_postgres_once_even_when_the_writer_dies(client, factory, db):
     sold = await sell_event(client, factory, tickets=2)
     app = client.server.app
@@ -206,6 +230,36 @@ async def test_undo_by_the_provider_is_logged_and_reaches_postgres(client, facto
     assert (await third.json())["result"] == "not_used"
 
 
+async def test_an_undo_written_before_its_check_in_leaves_the_ticket_valid(client, factory, db):
+    """Two writers (or one restarted, claiming a dead one's entries later): the check-in entry
+    reaches Postgres after the undo that followed it. Postgres must end as the gate did."""
+    sold = await sell_event(client, factory, tickets=1)
+    app = client.server.app
+    _, answer = await scan(client, sold.provider, sold.event_id, sold.code(), gate="East")
+    assert answer["result"] == "admitted"
+    stream = app[KEYS].event(sold.event_id, "checkins")
+    slow = writer(app, consumer="slow")
+    await slow._group(sold.event_id)
+    taken = await app[REDIS].xreadgroup(GROUP, "slow", {stream: ">"}, count=10)
+    resp = await client.post(f"/api/events/{sold.event_id}/gate/undo",
+                             json={"ticket_number": sold.tickets[0]}, headers=sold.provider.h)
+    assert (await resp.json())["result"] == "undone"
+    assert await writer(app, consumer="fast").round() == 1  # the undo, written first
+    await slow.handle(sold.event_id, taken[0][1])  # then the check-in it took back
+    assert (await register(app, sold))["s"] == "valid"
+    row = await db.fetchrow("SELECT status, checked_in_at, checked_in_by FROM tickets "
+                            "WHERE ticket_number = $1", sold.tickets[0])
+    assert (row["status"], row["checked_in_at"], row["checked_in_by"]) == ("valid", None, None)
+    # and a check-in after the undo, written before the undo's entry, stays
+    _, again = await scan(client, sold.provider, sold.event_id, sold.code(), gate="West")
+    assert again["result"] == "admitted"
+    await slow.handle(sold.event_id, taken[0][1])  # the old entry once more: changes nothing
+    await writer(app, consumer="fast").round()
+    row = await db.fetchrow("SELECT status, checked_in_by FROM tickets WHERE ticket_number = $1",
+                            sold.tickets[0])
+    assert (row["status"], row["checked_in_by"]) == ("used", f"u:{sold.provider.user['id']} at West")
+
+
 async def test_manual_search_and_check_in(client, factory):
     sold = await sell_event(client, factory, tickets=3)
     h, base = sold.provider.h, f"/api/events/{sold.event_id}/gate"
@@ -251,6 +305,45 @@ async def test_registering_tickets_again_after_a_check_in_never_resets_it(client
         assert await register(app, sold) == checked_in
         _, again = await scan(client, sold.provider, sold.event_id, sold.code(), gate="South")
         assert again["result"] == "used"
+
+
+async def test_a_check_in_rebuilt_from_postgres_can_still_be_taken_back(client, factory, db):
+    """Redis lost the register and it was rebuilt from the record: a used ticket there still
+    says where it came in, and the provider can still undo it."""
+    sold = await sell_event(client, factory, tickets=1)
+    app, h = client.server.app, sold.provider.h
+    await scan(client, sold.provider, sold.event_id, sold.code(), gate="East")
+    assert await writer(app).round() == 1
+    key = app[KEYS].event(sold.event_id, "tickets")
+    await app[REDIS].delete(key)
+    async with db.acquire() as conn, conn.transaction():
+        assert await gate.rebuild(app[REDIS], app[KEYS], sold.event_id, conn) == 1
+    _, used = await scan(client, sold.provider, sold.event_id, sold.code(), gate="West")
+    assert used["result"] == "used" and used["ticket"]["gate"] == "East"
+    resp = await client.post(f"/api/events/{sold.event_id}/gate/undo", headers=h,
+                             json={"ticket_number": sold.tickets[0]})
+    assert (await resp.json())["result"] == "undone"
+    assert (await register(app, sold))["s"] == "valid"
+    await writer(app).round()
+    row = await db.fetchrow("SELECT status, checked_in_at FROM tickets WHERE ticket_number = $1",
+                            sold.tickets[0])
+    assert (row["status"], row["checked_in_at"]) == ("valid", None)
+
+
+async def test_check_ins_after_redis_lost_the_stream_index_still_reach_postgres(client, factory,
+                                                                               db):
+    """Redis came back from a copy taken before the gate opened: the index of events with a
+    check-in stream (kw:checkin:events) and the stream are gone, while the server processes
+    remember having announced the event. Later check-ins must still reach Postgres."""
+    sold = await sell_event(client, factory, tickets=2)
+    app = client.server.app
+    await scan(client, sold.provider, sold.event_id, sold.code(0))
+    await app[REDIS].delete(app[KEYS].checkin_events(), app[KEYS].event(sold.event_id, "checkins"))
+    _, answer = await scan(client, sold.provider, sold.event_id, sold.code(1))
+    assert answer["result"] == "admitted"
+    await writer(app).round()
+    row = await db.fetchrow("SELECT status FROM tickets WHERE ticket_number = $1", sold.tickets[1])
+    assert row["status"] == "used"
 
 
 async def test_an_unreadable_check_in_entry_goes_to_the_dead_letters(client, factory, db):

@@ -119,3 +119,34 @@ async def test_a_scanner_page_of_an_event_one_may_not_scan_is_refused(page, clie
     answer = await page.goto("/gate")
     assert answer.status == 200
     await expect(page.get_by_test_id("no-gate-events")).to_be_visible()
+
+
+async def test_an_offline_gate_queues_only_codes_the_server_reads(page, client, console):
+    """A holder alters their QR so the browser's check still passes but the server's strict
+    reading does not (the signature's unused last bits set; a typed number with a leading zero).
+    The offline page must refuse them: queued, they made every sync of the device a 422, so its
+    genuine check-ins never reached the server and those tickets could come in again elsewhere."""
+    console.allow(r"ERR_INTERNET_DISCONNECTED")
+    app = client.server.app
+    sold = await sell_event(client, Factory(client), tickets=3)
+    key = app[KEYS].event(sold.event_id, "tickets")
+    await page.context.set_extra_http_headers({"Authorization": f"Bearer {sold.provider.token}"})
+    await page.goto(f"/gate/{sold.event_id}")
+    await expect(page.locator("[data-gate]")).to_have_attribute("data-listed", "1")
+    await page.get_by_test_id("gate-name").fill("North")
+    await page.context.set_offline(True)
+    code = sold.code(0)
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
+    altered = code[:-1] + alphabet[alphabet.index(code[-1]) ^ 1]  # same 64 signature bytes
+    await wedge(page, altered)
+    await expect(page.get_by_test_id("result")).not_to_have_attribute("data-outcome", "admitted")
+    await wedge(page, sold.tickets[1].replace(f"TKT-{sold.event_id}-", f"TKT-0{sold.event_id}-"))
+    await expect(page.get_by_test_id("result")).not_to_have_attribute("data-outcome", "admitted")
+    await wedge(page, sold.code(2))
+    await outcome(page, "admitted")
+    await expect(page.get_by_test_id("net")).to_contain_text("1 scan waiting to sync")
+    await page.context.set_offline(False)
+    await expect(page.get_by_test_id("net")).to_contain_text("no scans waiting")
+    assert msgspec.json.decode(await app[REDIS].hget(key, sold.tickets[2]))["s"] == "used"
+    for number in sold.tickets[:2]:
+        assert msgspec.json.decode(await app[REDIS].hget(key, number))["s"] == "valid"

@@ -102,6 +102,35 @@ async def test_offline_sync_first_scan_wins_and_conflicts_are_reported(client, f
         False, True]
 
 
+async def test_a_sync_retried_after_an_undo_does_not_check_the_ticket_in_again(client, factory):
+    """The sync's answer was lost; meanwhile the provider took the check-in back. The device
+    sends the same batch again: a duplicate, and the undo stands."""
+    sold = await sell_event(client, factory, tickets=1)
+    app, h = client.server.app, sold.provider.h
+    url = f"/api/events/{sold.event_id}/gate/sync"
+    body = {"gate": "Offline 1", "items": [{"id": "k1", "code": sold.code(),
+                                            "at": int(time.time() * 1000) - 60_000}]}
+    first = await (await client.post(url, json=body, headers=h)).json()
+    assert first["results"][0]["result"] == "admitted"
+    undo = await client.post(f"/api/events/{sold.event_id}/gate/undo", headers=h,
+                             json={"ticket_number": sold.tickets[0]})
+    assert (await undo.json())["result"] == "undone"
+    stream = app[KEYS].event(sold.event_id, "checkins")
+    entries = await app[REDIS].xlen(stream)
+    again = await (await client.post(url, json=body, headers=h)).json()
+    assert again["results"][0]["result"] == "duplicate" and again["conflicts"] == 0
+    key = app[KEYS].event(sold.event_id, "tickets")
+    assert msgspec.json.decode(await app[REDIS].hget(key, sold.tickets[0]))["s"] == "valid"
+    assert await app[REDIS].xlen(stream) == entries
+    counts = await (await client.get(f"/api/events/{sold.event_id}/gate/counts",
+                                     headers=h)).json()
+    assert counts["checked_in"] == 0
+    # the person at the door is scanned again: in
+    scan = await client.post("/api/scan", json={"event_id": sold.event_id, "code": sold.code(),
+                                                "gate": "Main"}, headers=h)
+    assert (await scan.json())["result"] == "admitted"
+
+
 async def test_a_bad_sync_is_a_4xx_and_changes_nothing(client, factory):
     sold = await sell_event(client, factory, tickets=1)
     app, h = client.server.app, sold.provider.h

@@ -5,11 +5,13 @@ refused at once; nobody scans another provider's event, and a refused scan chang
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from datetime import UTC, datetime, timedelta
 
-from storefront.appkeys import ACCOUNTS, KEYS, REDIS
+from engine.checkin.access import GateAccess
+from storefront.appkeys import ACCOUNTS, DB, KEYS, REDIS
 from tests.factories import Actor
 from tests.gate_helpers import client, sell_event  # noqa: F401
 from tests.test_mail import inbox, mail_settings, renderer, until_delivered, worker  # noqa: F401
@@ -114,6 +116,53 @@ async def test_removing_a_member_ends_their_access_at_once(client, factory):
                                 headers=sold.provider.h)).status == 404
 
 
+async def test_a_removal_during_another_process_lookup_leaves_no_stale_grant(client, factory):
+    """Another process looked the member up in Postgres just before the removal, and writes its
+    answer to the Redis cache just after it: that answer must not grant a minute more."""
+    sold = await sell_event(client, factory, tickets=1)
+    staff = await join(client, await invite(client, sold.provider, "race@example.test"))
+    app = client.server.app
+    user = await app[ACCOUNTS].cached_user(staff.user["id"])
+    looked_up, go_on = asyncio.Event(), asyncio.Event()
+
+    class LateAnswer(GateAccess):  # a real lookup whose answer arrives after the removal
+        async def _lookup(self, user, event_id):
+            role = await super()._lookup(user, event_id)
+            looked_up.set()
+            await go_on.wait()
+            return role
+
+    filling = asyncio.create_task(
+        LateAnswer(app[DB], app[REDIS], app[KEYS]).role_at(user, sold.event_id))
+    await looked_up.wait()
+    resp = await client.delete(f"/api/provider/staff/{staff.user['id']}", headers=sold.provider.h)
+    assert resp.status == 204
+    go_on.set()
+    assert await filling == "staff"  # asked before the removal: that one request may pass
+    # a third process, with nothing of its own cached, must not be told "staff" from Redis
+    assert await GateAccess(app[DB], app[REDIS], app[KEYS]).role_at(user, sold.event_id) is None
+    assert (await scan(client, staff, sold.event_id, sold.code(0))).status == 404
+
+
+async def test_a_removed_member_cannot_rejoin_through_an_invitation_still_open(client, factory):
+    """The provider invited them twice (say, to change their events), they accepted one and were
+    removed: the other link must not bring them back."""
+    sold = await sell_event(client, factory, tickets=1)
+    first = await invite(client, sold.provider, "Twice@example.test")
+    second = await invite(client, sold.provider, "twice@example.test", [sold.event_id])
+    staff = await join(client, first)
+    resp = await client.delete(f"/api/provider/staff/{staff.user['id']}", headers=sold.provider.h)
+    assert resp.status == 204
+    back = await client.post("/api/staff/accept", json={"token": second["token"]},
+                             headers=staff.h)
+    assert back.status == 404, await back.text()
+    assert (await scan(client, staff, sold.event_id, sold.code(0))).status == 404
+    # a new invitation, made after the removal, works
+    third = await invite(client, sold.provider, "twice@example.test")
+    assert (await client.post("/api/staff/accept", json={"token": third["token"]},
+                              headers=staff.h)).status == 200
+
+
 async def test_invitations_are_checked(client, factory):
     sold = await sell_event(client, factory, tickets=1)
     other = await sell_event(client, factory, tickets=1, order="ORD-2-GATE")
@@ -122,7 +171,9 @@ async def test_invitations_are_checked(client, factory):
                              headers=sold.provider.h)
     assert resp.status == 404  # another provider's event, as a missing one
     for bad in ({"email": "not an email"}, {"email": "x@example.test", "event_ids": []},
-                {"email": "x@example.test", "event_ids": [0]}):
+                {"email": "x@example.test", "event_ids": [0]},
+                {"email": "x@example.test", "event_ids": [2**63]},  # beyond bigint: not a 500
+                {"email": "x@example.test", "event_ids": [2**64 + 5]}):
         assert (await client.post(INVITES, json=bad, headers=sold.provider.h)).status == 422
     buyer = await factory.user()
     assert (await client.post(INVITES, json={"email": "x@example.test"},

@@ -2,8 +2,11 @@
 staff for all its events or for the events their membership names (engine/checkin/staff.py).
 
 A scan must not wait on Postgres, so the answer is cached: in Redis for a minute per user and
-event (`Keys.gate_access`, deleted when the user's membership changes) and in this process for
+event (`Keys.gate_access`, dropped when the user's membership changes) and in this process for
 `LOCAL_SECONDS`, so a removed staff member's device stops within that long everywhere.
+Forgetting a user leaves a tombstone field in their cache hash for a cache lifetime, and while it
+is there nothing in that hash is believed: an answer looked up before the change and written
+after it cannot grant anything.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from engine.keys import Keys
 REDIS_SECONDS = 60
 LOCAL_SECONDS = 5.0
 _LOCAL_MAX = 50_000
+_TOMBSTONE = "-"  # a field of the cache hash: the user's membership changed, ask Postgres
 
 
 class GateAccess:
@@ -35,8 +39,10 @@ class GateAccess:
         if hit is not None and hit[0] > now:
             return hit[1] or None
         cache = self.keys.gate_access(user.id)
-        raw = await self.client.hget(cache, str(event_id))
-        if raw is None:
+        raw, changed = await self.client.hmget(cache, [str(event_id), _TOMBSTONE])
+        if changed is not None:  # membership changed within the cache lifetime
+            role = await self._lookup(user, event_id)
+        elif raw is None:
             role = await self._lookup(user, event_id)
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(cache, str(event_id), role)
@@ -62,7 +68,13 @@ class GateAccess:
         return "staff" if row["staff"] else ""
 
     async def forget(self, user_id: int) -> None:
-        """Drop what is cached about `user_id` (their membership changed)."""
-        await self.client.delete(self.keys.gate_access(user_id))
+        """Drop what is cached about `user_id` (their membership changed), and distrust for a
+        cache lifetime whatever a lookup already under way writes there."""
+        cache = self.keys.gate_access(user_id)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.delete(cache)
+            pipe.hset(cache, _TOMBSTONE, "1")
+            pipe.expire(cache, REDIS_SECONDS)
+            await pipe.execute()
         for key in [k for k in self._local if k[0] == user_id]:
             del self._local[key]

@@ -58,6 +58,7 @@ class Scan(msgspec.Struct, kw_only=True):
     r: Result
     ticket: GateTicket | None = None
     now: int = 0
+    fresh: bool = False  # the check-in made the event's stream (see `_announce`)
 
 
 class SyncItem(msgspec.Struct, kw_only=True, forbid_unknown_fields=True):
@@ -79,11 +80,13 @@ class Undo(msgspec.Struct, kw_only=True):
     r: Literal["undone", "not_used", "unknown"]
     ticket: GateTicket | None = None
     now: int = 0
+    fresh: bool = False
 
 
 class _SyncReply(msgspec.Struct):
     now: int
     results: list[Synced]
+    fresh: bool = False
 
 
 def check_gate(gate: str) -> str:
@@ -133,9 +136,11 @@ class GateDesk:
         return (self.keys.event(event_id, "tickets"), self.keys.event(event_id, "checkin:counts"),
                 self.keys.event(event_id, "checkins"))
 
-    async def _announce(self, event_id: int) -> None:
-        """Tell the check-in writer this event has a stream (once per process per event)."""
-        if event_id not in self._known:
+    async def _announce(self, event_id: int, fresh: bool = False) -> None:
+        """Tell the check-in writer this event has a stream: once per process per event, and
+        again whenever a script's entry made the stream (`fresh`: Redis lost it, and maybe the
+        index too, e.g. restored from an older copy)."""
+        if fresh or event_id not in self._known:
             await self.client.sadd(self.keys.checkin_events(), event_id)
             self._known.add(event_id)
 
@@ -145,14 +150,20 @@ class GateDesk:
         await self._announce(event_id)
         raw = await self.runner.run(self._scripts["checkin"], self.event_keys(event_id), (
             number, "" if generation is None else generation, check_gate(gate), who, REPEAT_MS))
-        return msgspec.json.decode(raw, type=Scan)
+        scan = msgspec.json.decode(raw, type=Scan)
+        if scan.fresh:
+            await self._announce(event_id, fresh=True)
+        return scan
 
     async def undo(self, event_id: int, number: str, who: str) -> Undo:
         """Take a check-in back: `undone`, `not_used` or `unknown`."""
         await self._announce(event_id)
         raw = await self.runner.run(self._scripts["checkin_undo"], self.event_keys(event_id),
                                     (number, who))
-        return msgspec.json.decode(raw, type=Undo)
+        undo = msgspec.json.decode(raw, type=Undo)
+        if undo.fresh:
+            await self._announce(event_id, fresh=True)
+        return undo
 
     async def sync(self, public_keys: Mapping[str, Ed25519PublicKey], event_id: int,
                    items: list[SyncItem], gate: str, who: str) -> list[Synced]:
@@ -180,7 +191,10 @@ class GateDesk:
         await self._announce(event_id)
         raw = await self.runner.run(self._scripts["checkin_sync"], self.event_keys(event_id),
                                     (gate, who, msgspec.json.encode(sent)))
-        return early + msgspec.json.decode(raw, type=_SyncReply).results
+        reply = msgspec.json.decode(raw, type=_SyncReply)
+        if reply.fresh:
+            await self._announce(event_id, fresh=True)
+        return early + reply.results
 
     async def counts(self, event_id: int) -> dict[str, int]:
         """Checked in: {"in": total, "g:<gate>": per gate}."""

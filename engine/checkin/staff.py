@@ -139,10 +139,18 @@ class Staff:
         return [Member(**dict(r)) for r in rows]
 
     async def remove(self, provider_id: int, user_id: int) -> None:
-        done = await self.pool.execute(
-            "DELETE FROM gate_staff WHERE provider_id = $1 AND user_id = $2", provider_id, user_id)
-        if done.endswith(" 0"):
-            raise NotFound("no such staff member")
+        """Remove a member; the provider's invitations to their email still open end too (an
+        older link must not bring them back)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            done = await conn.execute(
+                "DELETE FROM gate_staff WHERE provider_id = $1 AND user_id = $2",
+                provider_id, user_id)
+            if done.endswith(" 0"):
+                raise NotFound("no such staff member")
+            await conn.execute(
+                "UPDATE gate_invites i SET expires_at = now() FROM users u WHERE u.id = $2 "
+                "AND i.provider_id = $1 AND i.accepted_at IS NULL AND i.expires_at > now() "
+                "AND lower(i.email) = lower(u.email)", provider_id, user_id)
         await self.access.forget(user_id)
 
     async def events_for(self, user: User) -> list[GateEvent]:

@@ -31,11 +31,21 @@ class GateTicket(msgspec.Struct, kw_only=True):
     p: int
     seat: int | None
     n: str
+    # a used ticket rebuilt from the record: its check-in (ms, gate, who), so the gate can still
+    # say where it came in and the provider take it back; left out otherwise
+    at: int | msgspec.UnsetType = msgspec.UNSET
+    gate: str | msgspec.UnsetType = msgspec.UNSET
+    by: str | msgspec.UnsetType = msgspec.UNSET
 
 
 def _ticket(row: asyncpg.Record) -> GateTicket:
-    return GateTicket(s=row["status"], g=row["generation"], p=row["package_id"],
-                      seat=row["seat_id"], n=row["attendee_name"])
+    ticket = GateTicket(s=row["status"], g=row["generation"], p=row["package_id"],
+                        seat=row["seat_id"], n=row["attendee_name"])
+    by, _, gate = (row["checked_in_by"] or "").partition(" at ")  # "u:<id> at <gate>"
+    if row["status"] == "used" and row["checked_in_at"] is not None and by and gate:
+        ticket.at = int(row["checked_in_at"].timestamp() * 1000)
+        ticket.gate, ticket.by = gate, by
+    return ticket
 
 
 async def register(client: redis.Redis, key: str, tickets: Iterable[tuple[str, GateTicket]]) -> int:
@@ -61,7 +71,8 @@ async def rebuild(client: redis.Redis, keys: Keys, event_id: int, conn: asyncpg.
     key = keys.event(event_id, "tickets")
     async for row in conn.cursor(
             "SELECT t.ticket_number, t.status, t.generation, t.package_id, t.seat_id, "
-            "t.attendee_name FROM tickets t WHERE t.event_id = $1 ORDER BY t.id", event_id, prefetch=BATCH):
+            "t.attendee_name, t.checked_in_at, t.checked_in_by FROM tickets t "
+            "WHERE t.event_id = $1 ORDER BY t.id", event_id, prefetch=BATCH):
         batch.append((row["ticket_number"], _ticket(row)))
         if len(batch) >= BATCH:
             written += await register(client, key, batch)

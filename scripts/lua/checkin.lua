@@ -8,7 +8,8 @@
 -- ARGV[5] the repeat window, ms: the same ticket again at the same gate within it is a
 --         harmless repeat, not a second entry
 -- returns JSON {r = admitted | repeat | used | revoked | refunded | cancelled | unknown,
---               ticket = {t, s, g, p, seat, n, at, gate}, now}
+--               ticket = {t, s, g, p, seat, n, at, gate}, now, fresh (admitted: the
+--               check-in made the stream, see log_entry)}
 
 local number, gen_text, gate, who = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local window = tonumber(ARGV[5])
@@ -36,4 +37,4 @@ if entry.s == 'used' then
 end
 check_in(number, entry, gate, who, now, nil)
 count(gate, 1)
-return cjson.encode({r = 'admitted', ticket = shown(number, entry), now = now})
+return cjson.encode({r = 'admitted', ticket = shown(number, entry), now = now, fresh = FRESH})

@@ -2,8 +2,8 @@
 -- wins, by the time it was made: a ticket still valid comes in at that time; one checked in
 -- later elsewhere (or at this gate) is moved to this earlier scan and the later one reported;
 -- one checked in earlier is a conflict (reported, nothing written); the same scan sent twice
--- (a retried sync) is a duplicate. Void tickets and other generations are refused and reported:
--- the gate's list was stale.
+-- (a retried sync, also after an undo of what it checked in) is a duplicate. Void tickets and
+-- other generations are refused and reported: the gate's list was stale.
 --- @include "checkin"
 -- ARGV[1] gate (device) name
 -- ARGV[2] who synced (u:<user id>)
@@ -11,8 +11,9 @@
 --         g: generation or null (typed by hand), at: ms since the epoch when scanned}; a time
 --         ahead of the server's clock counts as now
 -- returns JSON {now, results = [{id, r = admitted | first | conflict | duplicate | revoked |
---         refunded | cancelled | unknown, ticket = {...}}]} ("first": admitted, and the check-in
---         the server had, made later, is the conflict: `was` says where and when)
+--         refunded | cancelled | unknown, ticket = {...}}], fresh} ("first": admitted, and the
+--         check-in the server had, made later, is the conflict: `was` says where and when;
+--         fresh: a check-in made the stream, see log_entry)
 
 local MAX_ITEMS = 200
 local gate, who = ARGV[1], ARGV[2]
@@ -48,12 +49,12 @@ for _, item in ipairs(items) do
   local why = refusal(entry, g)
   local r, was = why, nil
   if not why then
-    if entry.s == 'valid' then
+    if synced_before(entry, item.id) then  -- a retried sync, even after an undo
+      r = 'duplicate'
+    elseif entry.s == 'valid' then
       check_in(number, entry, gate, who, at, item.id)
       count(gate, 1)
       r = 'admitted'
-    elseif entry.oid == item.id then
-      r = 'duplicate'
     elseif (tonumber(entry.at) or 0) <= at then
       r = 'conflict'
     else
@@ -66,4 +67,4 @@ for _, item in ipairs(items) do
   end
   results[#results + 1] = {id = item.id, r = r, ticket = shown(number, entry), was = was}
 end
-return cjson.encode({now = now, results = results})
+return cjson.encode({now = now, results = results, fresh = FRESH})

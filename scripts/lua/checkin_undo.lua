@@ -3,7 +3,8 @@
 --- @include "checkin"
 -- ARGV[1] ticket number
 -- ARGV[2] who undoes it (u:<user id>)
--- returns JSON {r = undone | not_used | unknown, ticket = {...} (as it was), now}
+-- returns JSON {r = undone | not_used | unknown, ticket = {...} (as it was), now, fresh
+--         (the undo made the stream: see log_entry)}
 
 local number, who = ARGV[1], ARGV[2]
 if #KEYS ~= 3 or #ARGV ~= 2 or not good_ticket(number) or not good_who(who) then
@@ -22,6 +23,6 @@ local gate = entry.gate
 entry.s, entry.at, entry.gate, entry.by, entry.oid = 'valid', nil, nil, nil, nil
 redis.call('HSET', REGISTER, number, cjson.encode(entry))
 count(gate, -1)
-redis.call('XADD', STREAM, '*', 't', number, 'a', 'undo', 'gate', gate, 'by', who,
-           'at', string.format('%d', now), 'g', tostring(entry.g), 'off', '0', 'oid', '')
-return cjson.encode({r = 'undone', ticket = was, now = now})
+log_entry('t', number, 'a', 'undo', 'gate', gate, 'by', who,
+          'at', string.format('%d', now), 'g', tostring(entry.g), 'off', '0', 'oid', '')
+return cjson.encode({r = 'undone', ticket = was, now = now, fresh = FRESH})

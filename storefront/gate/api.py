@@ -129,7 +129,7 @@ class SyncOut(msgspec.Struct, kw_only=True):
 
 class InviteIn(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     email: Email
-    event_ids: Annotated[list[Annotated[int, Meta(ge=1)]], Meta(max_length=200)] | None = None
+    event_ids: Annotated[list[Annotated[int, Meta(ge=1, le=2**62)]], Meta(max_length=200)] | None = None
 
 
 class InviteOut(NewInvite, kw_only=True):

@@ -134,13 +134,18 @@
     } catch { /* keep the list we have */ }
   }
 
+  // as strict as the server's reading (engine/tickets/payload.py, engine/checkin/desk.py): a code
+  // the server would refuse must not be admitted and queued here, or every sync of this device
+  // would be refused with it and its check-ins never reach the server
+  const PAYLOAD = /^KW1\.([A-Z0-9]{1,8})\.([1-9]\d{0,18})\.([0-9A-Z]{4,24})\.([1-9]\d{0,18}|)\.(0|[1-9]\d{0,9})\.([A-Z2-7]{103})$/;
   function parseCode(code) {
-    const typed = /^TKT-(\d+)-([0-9A-Z]{4,24})$/.exec(code.toUpperCase());
+    const typed = /^TKT-([1-9]\d{0,18})-([0-9A-Z]{4,24})$/.exec(code.toUpperCase());
     if (typed) return { event: Number(typed[1]), serial: typed[2], gen: null };
-    const parts = code.split(".");
-    if (parts.length !== 7 || parts[0] !== "KW1" || !/^\d+$/.test(parts[2]) || !/^\d+$/.test(parts[5])) return null;
-    return { event: Number(parts[2]), serial: parts[3], gen: Number(parts[5]), kid: parts[1],
-             head: parts.slice(0, 6).join("."), signature: parts[6] };
+    const m = PAYLOAD.exec(code);
+    // 103 base32 characters carry 515 bits: the last one's 3 unused bits must be zero
+    if (!m || "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567".indexOf(m[6].slice(-1)) & 7) return null;
+    return { event: Number(m[2]), serial: m[3], gen: Number(m[5]), kid: m[1],
+             head: code.slice(0, code.lastIndexOf(".")), signature: m[6] };
   }
 
   async function scanOffline(code) {
