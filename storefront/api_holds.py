@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from engine import metrics
 from engine.errors import Forbidden, Invalid, NotFound
 from engine.inventory import (
     Hold,
@@ -195,13 +196,17 @@ async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitab
     try:
         hold = await making
     except HoldRefused as exc:
+        metrics.HOLDS.labels("refused", exc.reason).inc()
         return HoldAttempt(buyer, currency, None, refusal(exc))
     if gate is not None and (refused := await gate.used(hold)) is not None:
+        metrics.HOLDS.labels("refused", refused.code).inc()
         return HoldAttempt(buyer, currency, None, refused)
     if key is not None and not same(hold):
+        metrics.HOLDS.labels("refused", "idempotency_key_reused").inc()
         return HoldAttempt(buyer, currency, None, ApiError(
             422, "idempotency_key_reused", "this Idempotency-Key was used for another selection: "
             "send a new key for a new choice", {"Idempotency-Key": "used for another selection"}))
+    metrics.HOLDS.labels("made", "").inc()
     return HoldAttempt(buyer, currency, hold, None)
 
 
