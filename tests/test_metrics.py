@@ -25,6 +25,7 @@ from storefront.app import create_app
 from storefront.appkeys import KEYS
 from tests.factories import Factory
 from tests.gate_helpers import KEYRING, client, sell_event  # noqa: F401
+from tests.test_purchase_flow import Shop, _event, guest, store  # noqa: F401
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDS_ROUTE = "/api/events/{event_id}/holds"
@@ -91,6 +92,20 @@ async def test_counts_a_hold_a_refusal_and_a_scan(client, factory):
     assert value(after, "kwika_dead_letters") == 0
 
 
+async def test_counts_a_payment_and_its_purchase(store: Shop):
+    before = await scrape(store.client)
+    event, pkg = await _event(store)
+    async with guest(store) as buyer:
+        order = await buyer.order_until_paying(event, pkg)
+        await buyer.pay_on_hosted_page(order)
+        await buyer.until(order["order_number"], ("paid",))
+    after = await scrape(store.client)
+    assert (value(after, "kwika_purchases_confirmed_total")
+            - value(before, "kwika_purchases_confirmed_total")) == 1
+    assert (value(after, "kwika_payments_total", state="succeeded")
+            - value(before, "kwika_payments_total", state="succeeded")) == 1
+
+
 async def test_waiting_room_gauges_read_at_scrape_time(client, factory, rds):
     keys = client.server.app[KEYS]
     await rds.sadd(keys.rooms_on(), 77)
@@ -129,7 +144,8 @@ async def test_without_a_token_loopback_may_read_but_not_through_a_proxy(client)
 
 
 def test_serve_makes_a_fresh_metrics_folder_when_none_is_set(monkeypatch):
-    monkeypatch.delenv(cli.METRICS_DIR_ENV, raising=False)
+    monkeypatch.setenv(cli.METRICS_DIR_ENV, "")  # put back as it was afterwards
+    monkeypatch.delenv(cli.METRICS_DIR_ENV)
     made = cli._metrics_dir()
     assert made is not None and made.is_dir() and not any(made.iterdir())
     assert os.environ[cli.METRICS_DIR_ENV] == str(made)
