@@ -66,14 +66,22 @@ async def tickets_against_stock(inventory: Inventory, db, event_id: int) -> list
         "SELECT p.id, p.capacity, count(t.id) AS issued FROM ticket_packages p "
         "LEFT JOIN tickets t ON t.package_id = p.id AND t.status = ANY($2::text[]) "
         "WHERE p.event_id = $1 GROUP BY p.id ORDER BY p.id", event_id, list(LIVE))
+    client, keys = inventory.client, inventory.keys
     stock = {k.decode(): int(v) for k, v in
-             (await inventory.client.hgetall(inventory.keys.event(event_id, "stock"))).items()}
+             (await client.hgetall(keys.event(event_id, "stock"))).items()}
+    # seats the catalog marked sold (sold elsewhere) count as sold in Redis, with no ticket here
+    seats = await client.hgetall(keys.event(event_id, "seats"))
+    outside = [sid for sid, state in seats.items() if state == b"s:catalog"]
+    info = await client.hmget(keys.event(event_id, "seatinfo"), outside) if outside else []
+    sold_elsewhere = Counter(msgspec.json.decode(raw)["p"] for raw in info if raw)
     problems = []
     for r in rows:
         pid, issued = r["id"], r["issued"]
         if issued > r["capacity"]:
             problems.append(f"package {pid}: {issued} tickets issued, capacity {r['capacity']}")
         sold = stock.get(f"{pid}:sold")
+        if sold is not None:
+            sold -= sold_elsewhere[pid]
         if sold is not None and sold != issued:
             problems.append(f"package {pid}: Redis sold {sold}, Postgres has {issued} tickets")
     return problems

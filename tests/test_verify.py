@@ -80,6 +80,19 @@ async def test_an_extra_ticket_row(client, sale):
     _has(await run(client, sale), "Redis sold 3, Postgres has 4 tickets")
 
 
+async def test_seats_the_catalog_sold_elsewhere_are_no_tickets(client, sale):
+    inventory = client.server.app[INVENTORY]
+    pid = sale.package["id"]
+    await inventory.client.hset(inventory.keys.event(sale.event_id, "seats"), "901", "s:catalog")
+    await inventory.client.hset(inventory.keys.event(sale.event_id, "seatinfo"), "901",
+                                msgspec.json.encode({"p": pid, "price": 0}))
+    await inventory.client.hincrby(inventory.keys.event(sale.event_id, "stock"), f"{pid}:sold", 1)
+    assert await v.tickets_against_stock(inventory, client.server.app[DB], sale.event_id) == []
+    await inventory.client.hincrby(inventory.keys.event(sale.event_id, "stock"), f"{pid}:sold", 1)
+    _has(await v.tickets_against_stock(inventory, client.server.app[DB], sale.event_id),
+         "Redis sold 4, Postgres has 3 tickets")
+
+
 async def test_more_tickets_than_capacity(client, sale):
     await client.server.app[DB].execute("UPDATE ticket_packages SET capacity = 2")
     _has(await run(client, sale), "3 tickets issued, capacity 2")
