@@ -295,7 +295,8 @@ def _metrics_dir() -> Path | None:
     """Point PROMETHEUS_MULTIPROC_DIR at a fresh folder for this run's server processes (before
     anything imports prometheus_client, which reads it once), unless it is set already; return
     the folder made, for removal at the end."""
-    if os.environ.get(METRICS_DIR_ENV):
+    if given := os.environ.get(METRICS_DIR_ENV):
+        Path(given).mkdir(parents=True, exist_ok=True)
         return None
     made = Path(tempfile.mkdtemp(prefix="kwika-metrics-"))
     os.environ[METRICS_DIR_ENV] = str(made)
