@@ -13,6 +13,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import msgspec
 import pytest
@@ -23,7 +24,8 @@ from engine.settings import Secret
 from kwika import cli
 from storefront.app import create_app
 from storefront.appkeys import KEYS
-from tests.factories import Factory
+from storefront.room.ticker import tick_rooms
+from tests.factories import PASSWORD, Factory
 from tests.gate_helpers import KEYRING, client, sell_event  # noqa: F401
 from tests.test_purchase_flow import Shop, _event, guest, store  # noqa: F401
 
@@ -116,6 +118,19 @@ async def test_waiting_room_gauges_read_at_scrape_time(client, factory, rds):
     assert value(text, "kwika_room_passes", event="77") == 1
 
 
+async def test_admission_ticks_count_who_they_admit(client):
+    class Room:  # two rooms on, one admitting 2 visitors, the other nobody
+        async def rooms_on(self):
+            return [1, 2]
+
+        async def tick(self, event_id):
+            return SimpleNamespace(admitted_now=2 if event_id == 1 else 0)
+
+    before = value(await scrape(client), "kwika_room_admitted_total")
+    assert await tick_rooms(Room()) == 2
+    assert value(await scrape(client), "kwika_room_admitted_total") - before == 2
+
+
 @pytest.fixture
 async def guarded(settings):
     mine = msgspec.structs.replace(settings, metrics_token=Secret("m" * 32))
@@ -135,6 +150,17 @@ async def test_only_admins_and_the_token_may_read(guarded):
     await scrape(guarded, Authorization="Bearer " + "m" * 32)
     admin = await factory.user("admin")
     await scrape(guarded, **admin.h)
+
+
+async def test_an_admin_session_may_read(guarded):
+    factory = Factory(guarded)
+    buyer, admin = await factory.user(), await factory.user("admin")
+    for who, status in ((buyer, 403), (admin, 200)):  # a session, then an admin's
+        guarded.session.cookie_jar.clear()
+        login = await guarded.post("/api/auth/login", json={"email": who.user["email"],
+                                                            "password": PASSWORD})
+        assert login.status == 200
+        assert (await guarded.get("/metrics")).status == status
 
 
 async def test_without_a_token_loopback_may_read_but_not_through_a_proxy(client):
