@@ -28,6 +28,7 @@ from storefront.room.ticker import tick_rooms
 from tests.factories import PASSWORD, Factory
 from tests.gate_helpers import KEYRING, client, sell_event  # noqa: F401
 from tests.test_purchase_flow import Shop, _event, guest, store  # noqa: F401
+from tests.test_room_http import room_on_sale
 
 ROOT = Path(__file__).resolve().parents[1]
 HOLDS_ROUTE = "/api/events/{event_id}/holds"
@@ -106,6 +107,19 @@ async def test_counts_a_payment_and_its_purchase(store: Shop):
             - value(before, "kwika_purchases_confirmed_total")) == 1
     assert (value(after, "kwika_payments_total", state="succeeded")
             - value(before, "kwika_payments_total", state="succeeded")) == 1
+
+
+async def test_a_hold_without_a_waiting_room_pass_is_counted(client, factory):
+    _, event, pkg = await room_on_sale(factory)
+    before = await scrape(client)
+    buyer = await factory.user()
+    refused = await client.post(f"/api/events/{event['id']}/holds", headers=buyer.h,
+                                json={"items": [{"package_id": pkg["id"], "quantity": 1}]})
+    assert refused.status == 403 and (await refused.json())["error"] == "pass_required"
+    after = await scrape(client)
+    labels = {"outcome": "refused", "reason": "pass_required"}
+    assert value(after, "kwika_holds_total", **labels) - value(before, "kwika_holds_total",
+                                                               **labels) == 1
 
 
 async def test_waiting_room_gauges_read_at_scrape_time(client, factory, rds):
