@@ -124,6 +124,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # is claimed by another; `kwika audit` expects a sale in Postgres this long after Redis made it
     fulfillment_claim_idle_ms: int = 30_000
     audit_grace_seconds: int = 60
+    # bearer token that may read /metrics ("": admins, and loopback callers, only)
+    metrics_token: str = ""
     # the development mailbox (an SMTP server inside `kwika up` and its page /dev/mailbox); set
     # by `kwika up` when no SMTP host is configured, never on with one
     dev_mailbox: bool = False
@@ -178,7 +180,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
 
 
 SECRET_FIELDS = ("secret_key", "sandbox_secret_key", "sandbox_webhook_secret",
-                 "ticket_signing_keys", "smtp_password")
+                 "ticket_signing_keys", "smtp_password", "metrics_token")
 
 
 def _derive(secret_key: str, purpose: str) -> str:
@@ -257,6 +259,7 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_DEV_MAILBOX": "dev_mailbox",
     "KWIKA_CLAIM_IDLE_MS": "fulfillment_claim_idle_ms",
     "KWIKA_AUDIT_GRACE": "audit_grace_seconds",
+    "KWIKA_METRICS_TOKEN": "metrics_token",
 }
 _FIELD_TO_ENV = {v: k for k, v in ENV_VARS.items()}
 
@@ -404,7 +407,8 @@ def load_settings(env: Mapping[str, str] | None = None, **overrides: Any) -> Set
         sandbox_url=settings.sandbox_url.rstrip("/") if settings.sandbox_url else None,
         sandbox_secret_key=Secret(settings.sandbox_secret_key),
         sandbox_webhook_secret=Secret(settings.sandbox_webhook_secret),
-        smtp_password=Secret(settings.smtp_password))
+        smtp_password=Secret(settings.smtp_password),
+        metrics_token=Secret(settings.metrics_token))
     if not settings.secret_key:
         # Development default: random per process start unless configured. Sessions do not
         # survive a restart, which is the safe failure; production sets KWIKA_SECRET_KEY.

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from engine.inventory import Inventory
 
 log = logging.getLogger(__name__)
+SWEEP_INTERVAL = 1.0  # seconds between two rounds of the sweeper (expired holds)
 
 
 @dataclass
@@ -75,7 +76,7 @@ async def sweep_once(inventory: Inventory, batch: int = 1000) -> int:
     return total
 
 
-async def sweep_forever(inventory: Inventory, interval: float = 1.0,
+async def sweep_forever(inventory: Inventory, interval: float = SWEEP_INTERVAL,
                         jobs: list[Job] | None = None) -> None:
     me = asyncio.current_task()
     # a cancellation that a client library swallows (turning it into a connection error, say)

@@ -18,11 +18,14 @@ import asyncio
 import faulthandler
 import logging
 import multiprocessing
+import multiprocessing.connection
 import os
 import secrets
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import msgspec
@@ -33,6 +36,7 @@ from engine.logs import setup_logging
 from engine.settings import Secret, Settings, SettingsError, load_settings
 
 log = logging.getLogger("kwika")
+METRICS_DIR_ENV = "PROMETHEUS_MULTIPROC_DIR"  # engine/metrics.py
 
 
 def _uvloop() -> None:
@@ -287,6 +291,28 @@ def _serve_one(settings: Settings, sock: socket.socket | None, sweeper: bool = F
     asyncio.run(_serve_until_signalled(settings, sock, sweeper))
 
 
+def _metrics_dir() -> Path | None:
+    """Point PROMETHEUS_MULTIPROC_DIR at a fresh folder for this run's server processes (before
+    anything imports prometheus_client, which reads it once), unless it is set already; return
+    the folder made, for removal at the end."""
+    if given := os.environ.get(METRICS_DIR_ENV):
+        Path(given).mkdir(parents=True, exist_ok=True)
+        return None
+    made = Path(tempfile.mkdtemp(prefix="kwika-metrics-"))
+    os.environ[METRICS_DIR_ENV] = str(made)
+    return made
+
+
+def _metrics_process_dead(pid: int | None) -> None:
+    """A server process ended: forget its live gauges (its counters stay in the sums)."""
+    path = os.environ.get(METRICS_DIR_ENV)
+    if pid is None or not path:
+        return
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(pid, path)
+
+
 def serve(settings: Settings, sweeper: bool = False) -> int:
     """Serve on host:port with `settings.workers` processes sharing one listening socket (the
     first also runs the sweeper when asked); return the exit status (0 after SIGINT/SIGTERM)."""
@@ -316,8 +342,12 @@ def serve(settings: Settings, sweeper: bool = False) -> int:
 
     previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
-        for p in procs:
-            p.join()
+        running = {p.sentinel: p for p in procs}
+        while running:  # as each worker exits, its live metrics files go (its counts stay)
+            for sentinel in multiprocessing.connection.wait(list(running)):
+                gone = running.pop(sentinel)
+                gone.join()
+                _metrics_process_dead(gone.pid)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -380,6 +410,7 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
 
+    metrics_dir = _metrics_dir() if args.command in ("up", "serve") else None
     mailbox = None
     if args.command == "up" and not settings.smtp_host and settings.mail and \
             os.environ.get("KWIKA_DEV_MAILBOX", "").strip().lower() not in ("0", "false", "no", "off"):
@@ -401,6 +432,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"kwika: {exc}", file=sys.stderr)
         return 1
     finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
         if mailbox is not None:
             mailbox.stop()
         if services is not None:

@@ -16,6 +16,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from engine import metrics
 from engine.errors import Forbidden, Invalid, NotFound
 from engine.inventory import (
     Hold,
@@ -30,6 +31,7 @@ from storefront.api import Api, json_response, path_int
 from storefront.appkeys import EVENT_CACHE, INVENTORY, SETTINGS
 from storefront.buyer import Buyer, buyer_for_hold, current_buyer, hold_limits, set_guest_cookie
 from storefront.errors import ApiError, error_response
+from storefront.event_cache import EventFacts
 from storefront.room.service import Gate, hold_gate
 
 api = Api()
@@ -149,6 +151,15 @@ class HoldAttempt(NamedTuple):
     refused: ApiError | None
 
 
+async def _pass_checked(request: web.Request, facts: EventFacts, key: str | None) -> Gate | None:
+    """The waiting room's pass, when it is on; a refusal (`pass_*`) is counted as a hold's."""
+    try:
+        return await hold_gate(request, facts, key)
+    except ApiError as refused:
+        metrics.HOLDS.labels("refused", refused.code).inc()
+        raise
+
+
 async def attempt_hold(request: web.Request, event_id: int, body: Selection,
                        key: str | None) -> HoldAttempt:
     """Hold `body` for the caller (the JSON API and the event page's form both come here).
@@ -156,7 +167,7 @@ async def attempt_hold(request: web.Request, event_id: int, body: Selection,
     itself is returned, so the caller can keep a new guest's cookie."""
     items = _check_selection(body)
     facts = await request.app[EVENT_CACHE].get(event_id)
-    gate = await hold_gate(request, facts, key)  # the waiting room's pass, when it is on
+    gate = await _pass_checked(request, facts, key)
     buyer = buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
@@ -173,7 +184,7 @@ async def attempt_best_available(request: web.Request, event_id: int, body: Best
     if body.price_min is not None and body.price_max is not None and body.price_min > body.price_max:
         raise Invalid("price_min is above price_max", fields={"price_min": "above price_max"})
     facts = await request.app[EVENT_CACHE].get(event_id)
-    gate = await hold_gate(request, facts, key)
+    gate = await _pass_checked(request, facts, key)
     buyer = buyer_for_hold(request, facts.allow_guest_checkout)
     hold_id = None
     if key is not None:
@@ -195,13 +206,17 @@ async def _attempt(buyer: Buyer, currency: str, key: str | None, making: Awaitab
     try:
         hold = await making
     except HoldRefused as exc:
+        metrics.HOLDS.labels("refused", exc.reason).inc()
         return HoldAttempt(buyer, currency, None, refusal(exc))
     if gate is not None and (refused := await gate.used(hold)) is not None:
+        metrics.HOLDS.labels("refused", refused.code).inc()
         return HoldAttempt(buyer, currency, None, refused)
     if key is not None and not same(hold):
+        metrics.HOLDS.labels("refused", "idempotency_key_reused").inc()
         return HoldAttempt(buyer, currency, None, ApiError(
             422, "idempotency_key_reused", "this Idempotency-Key was used for another selection: "
             "send a new key for a new choice", {"Idempotency-Key": "used for another selection"}))
+    metrics.HOLDS.labels("made", "").inc()
     return HoldAttempt(buyer, currency, hold, None)
 
 

@@ -63,6 +63,8 @@ from storefront.event_cache import EventCache
 from storefront.gate import api as api_gate
 from storefront.gate import install as install_gate
 from storefront.gateways import install as install_gateways
+from storefront.metrics import install as install_metrics
+from storefront.metrics import metrics_middleware
 from storefront.middleware import error_middleware, path_middleware, request_id_middleware
 from storefront.mytickets import api as api_mytickets
 from storefront.room import api as api_room
@@ -167,7 +169,8 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     `sweeper`, it also returns the stock of expired holds (one process of a deployment), and
     runs each of `background` (name -> `run(app, stop)`) beside it."""
     app = web.Application(
-        middlewares=[request_id_middleware, error_middleware, path_middleware, auth_middleware],
+        middlewares=[metrics_middleware, request_id_middleware, error_middleware, path_middleware,
+                     auth_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings
@@ -200,6 +203,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
 
     app.router.add_get("/api/openapi.json", openapi_json)
     app.router.add_routes(ops.routes)
+    install_metrics(app)
     app.router.add_routes(webhooks.routes)
     ticket_keys.install(app)
     mytickets.install(app)

@@ -17,6 +17,7 @@ from collections.abc import Mapping
 import asyncpg
 import msgspec
 
+from engine import metrics
 from engine.errors import Busy, Conflict, Invalid, TryLater
 from engine.inventory import HoldRefused, Inventory
 from engine.orders import OrderDraft, Orders, order_of_reference, sale_record
@@ -31,6 +32,7 @@ from engine.payments.base import (
 
 log = logging.getLogger(__name__)
 FINAL = ("succeeded", "refund_due", "refunding", "refunded")
+PAYMENT_STATES = frozenset({"pending", "failed", *FINAL})
 
 
 def _digits(phone: str | None) -> str | None:
@@ -133,6 +135,10 @@ class Payments:
                 outcome = await self._apply(conn, event.gateway, status, notes)
             await conn.execute("UPDATE payment_events SET processed_at = now(), outcome = $2 "
                                "WHERE id = $1", row_id, outcome)
+        if outcome in PAYMENT_STATES:  # counted once committed, never for a repeat
+            metrics.PAYMENTS.labels(outcome).inc()
+            if outcome == "succeeded":
+                metrics.PURCHASES.inc()
         for note in notes:
             await self._note(*note)
         if status.state != "pending":

@@ -27,6 +27,7 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
+from engine import metrics
 from engine.accounts import Email, User
 from engine.checkin.desk import (
     GATE_NAME,
@@ -165,6 +166,7 @@ async def ticket_out(request: web.Request, event_id: int, ticket) -> TicketOut |
 
 
 async def _answer(request: web.Request, event_id: int, scan) -> ScanOut:
+    metrics.SCANS.labels(scan.r).inc()
     ticket = await ticket_out(request, event_id, scan.ticket)
     return ScanOut(result=scan.r, ok=scan.r in ("admitted", "repeat"), ticket=ticket,
                    words=result_words(scan.r, ticket), server_time=scan.now)
@@ -179,6 +181,7 @@ async def scan(request: web.Request, user: User, body: ScanIn) -> ScanOut:
     code = read_code(request.app[KEYRING].public_keys, body.code, body.event_id)
     await gate_role(request, user, body.event_id)
     if isinstance(code, str):
+        metrics.SCANS.labels(code).inc()
         return ScanOut(result=code, ok=False, words=result_words(code, None))
     return await _answer(request, body.event_id, await request.app[DESK].check_in(
         body.event_id, code[0], code[1], gate, who(user)))

@@ -11,6 +11,7 @@ import logging
 
 from aiohttp import web
 
+from engine import metrics
 from engine.room import WaitingRoom
 from storefront.appkeys import SETTINGS
 from storefront.room.service import ROOM
@@ -23,7 +24,10 @@ async def tick_rooms(room: WaitingRoom) -> int:
     admitted = 0
     for event_id in await room.rooms_on():
         try:
-            admitted += (await room.tick(event_id)).admitted_now
+            now = (await room.tick(event_id)).admitted_now
+            admitted += now
+            if now:
+                metrics.ROOM_ADMITTED.inc(now)
         except Exception:  # one room's failure must not stop the others' ticks
             log.exception("waiting-room tick of event %s failed", event_id)
     return admitted
