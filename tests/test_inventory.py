@@ -427,3 +427,18 @@ async def test_a_fast_limit_is_not_rounded_to_one_hold_a_millisecond(inv):
     for i in range(300):
         await inv.hold(ev.id, f"u:{i}", {pkg.id: 1}, limits=limits)
     assert (await inv.availability(ev.id)).packages[pkg.id].held == 300
+
+
+async def test_a_quantity_package_made_seated_after_sales_keeps_its_books(inv):
+    """A full load that makes a package with tickets held and sold by quantity seated (a catalog
+    capacity of 0, as a seated package may carry) keeps it a quantity package: its capacity may
+    fall to what buyers have, never below (it fell to 0 and left -3 available)."""
+    ev, pkg, _ = await loaded(inv, capacity=20)
+    await inv.hold(ev.id, "u:ann", {pkg.id: 2})
+    sold = await inv.hold(ev.id, "u:ben", {pkg.id: 1})
+    await inv.confirm(ev.id, sold, "ORD-seated")
+    seated = msgspec.structs.replace(pkg, capacity=0)
+    await inv.load(ev, [seated], seat_map(ev.id, pkg.id, 4))
+    stock = (await inv.availability(ev.id)).packages[pkg.id]
+    assert (stock.capacity, stock.available, stock.held, stock.sold) == (3, 0, 2, 1)
+    await check_invariants(inv, ev.id)

@@ -174,8 +174,11 @@ for _, p in ipairs(packages) do
     if conf and p.seated == 1 and conf.seated ~= 1 then
       if committed_of(pid) > 0 then
         -- tickets of it were held or sold by quantity meanwhile: it stays a quantity package and
-        -- its seats stay off sale (reported), rather than every later load being refused
+        -- its seats stay off sale (reported), rather than every later load being refused; its
+        -- capacity never goes below what buyers hold and bought (a seated package's quantity
+        -- capacity in the catalog may be anything, 0 say)
         p.seated = 0
+        p.keep_committed = true
       else
         -- becoming seated with nothing held or sold: its quantity stock gives way to its seats
         redis.call('HSET', K.stock, pid .. ':cap', 0, pid .. ':avail', 0)
@@ -191,7 +194,9 @@ for _, p in ipairs(packages) do
       redis.call('HSET', K.stock, pid .. ':cap', cap, pid .. ':avail', cap - sold,
                  pid .. ':held', 0, pid .. ':sold', sold)
     elseif p.seated ~= 1 then
-      local delta = effective(p) - tonumber(redis.call('HGET', K.stock, pid .. ':cap'))
+      local target = effective(p)
+      if p.keep_committed then target = math.max(target, committed_of(pid)) end
+      local delta = target - tonumber(redis.call('HGET', K.stock, pid .. ':cap'))
       if delta ~= 0 then
         bump(pid, 'cap', delta)
         bump(pid, 'avail', delta)
