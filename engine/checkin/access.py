@@ -46,8 +46,10 @@ class GateAccess:
             role = await self._lookup(user, event_id)
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.hset(cache, str(event_id), role)
-                pipe.expire(cache, REDIS_SECONDS, nx=True)
-                await pipe.execute()
+                pipe.ttl(cache)
+                _, ttl = await pipe.execute()
+            if ttl < 0:  # made just now: it lives REDIS_SECONDS from its first entry
+                await self.client.expire(cache, REDIS_SECONDS)  # (EXPIRE NX needs Redis 7)
         else:
             role = raw.decode()
         if len(self._local) > _LOCAL_MAX:
