@@ -179,7 +179,7 @@ async def test_a_live_client_that_stops_reading_is_dropped(monkeypatch):
     request = SimpleNamespace(transport=SimpleNamespace(abort=lambda: aborted.append(True)))
     response = SimpleNamespace(write=lambda data: stuck)
     with pytest.raises(ConnectionResetError):
-        await live._write(request, response, b": still here\n\n")
+        await live.write(request, response, b": still here\n\n")
     assert aborted == [True]
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -76,11 +77,25 @@ class LiveStreams:
         else:
             self.by_address.pop(address, None)
 
+    async def serve(self, request: web.Request,
+                    stream: Callable[[], Awaitable[web.StreamResponse]]) -> web.StreamResponse:
+        """Run the stream `stream()` opens, counted against the caps for the caller's address:
+        beyond them, 429 (this address) or 503 (this process) with Retry-After."""
+        address = client_bucket(request)
+        try:
+            self.enter(address)
+        except TryLater as exc:
+            return try_later_response(exc)
+        try:
+            return await stream()
+        finally:
+            self.leave(address)
+
 
 LIVE_STREAMS = web.AppKey("live_streams", LiveStreams)
 
 
-def _gone(request: web.Request) -> bool:
+def gone(request: web.Request) -> bool:
     return request.transport is None or request.transport.is_closing()
 
 
@@ -90,18 +105,10 @@ async def live(request: web.Request) -> web.StreamResponse:
     detail = await request.app[CATALOG].event_detail(event_id=event_id)
     if detail is None:
         raise NotFound(f"no published event with id {event_id}")
-    streams, address = request.app[LIVE_STREAMS], client_bucket(request)
-    try:
-        streams.enter(address)
-    except TryLater as exc:  # 429 (this address) or 503 (this process), with Retry-After
-        return try_later_response(exc)
-    try:
-        return await _stream(request, event_id, detail)
-    finally:
-        streams.leave(address)
+    return await request.app[LIVE_STREAMS].serve(request, lambda: _stream(request, event_id, detail))
 
 
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
+async def write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
     """One write, or the client is dropped: one that stops reading fills the buffers and the
     write waits; after WRITE_TIMEOUT_SECONDS the connection is cut (ConnectionResetError)."""
     try:
@@ -129,8 +136,8 @@ async def _stream(request: web.Request, event_id: int, detail) -> web.StreamResp
     sent_seats: dict[int, str] | None = None
     sent_status: str | None = None
     try:
-        await _write(request, response, f"retry: {RETRY_MS}\n\n".encode())
-        while not _gone(request) and loop.time() - started < LIFETIME_SECONDS:
+        await write(request, response, f"retry: {RETRY_MS}\n\n".encode())
+        while not gone(request) and loop.time() - started < LIFETIME_SECONDS:
             availability = await live_availability(request.app, event_id)
             now = datetime.now(UTC)
             event = apply_live(detail, availability, now)
@@ -144,12 +151,12 @@ async def _stream(request: web.Request, event_id: int, detail) -> web.StreamResp
                     or event.sale_status != sent_status):
                 message = {"v": 1, "full": sent_seats is None, "status": event.sale_status,
                            "packages": packages, "seats": {str(k): v for k, v in changed.items()}}
-                await _write(request, response,
+                await write(request, response,
                              f"data: {json.dumps(message, separators=(',', ':'))}\n\n".encode())
                 sent_packages, sent_seats, sent_status = packages, seats, event.sale_status
                 last_write = loop.time()
             elif loop.time() - last_write >= HEARTBEAT_SECONDS:
-                await _write(request, response, b": still here\n\n")
+                await write(request, response, b": still here\n\n")
                 last_write = loop.time()
             await asyncio.sleep(CHECK_SECONDS)
     except (ConnectionResetError, ConnectionError):

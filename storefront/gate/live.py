@@ -16,12 +16,9 @@ import json
 
 from aiohttp import web
 
-from engine.errors import TryLater
 from storefront.api import path_int
 from storefront.auth import require
-from storefront.buy.live import LIVE_STREAMS
-from storefront.client import client_bucket
-from storefront.errors import try_later_response
+from storefront.buy.live import LIVE_STREAMS, write
 from storefront.gate.counts import counts_of
 from storefront.gate.resources import gate_role
 
@@ -29,31 +26,13 @@ routes = web.RouteTableDef()
 CHECK_SECONDS = 1.0
 HEARTBEAT_SECONDS = 15.0
 LIFETIME_SECONDS = 300.0
-WRITE_TIMEOUT_SECONDS = 10.0
-
-
-async def _write(request: web.Request, response: web.StreamResponse, data: bytes) -> None:
-    try:
-        await asyncio.wait_for(response.write(data), WRITE_TIMEOUT_SECONDS)
-    except TimeoutError:
-        if request.transport is not None:
-            request.transport.abort()
-        raise ConnectionResetError("the client stopped reading") from None
 
 
 @routes.get(r"/events/{event_id:\d+}/gate/live")
 async def gate_live(request: web.Request) -> web.StreamResponse:
     event_id = path_int(request, "event_id")
     await gate_role(request, require(request, ()), event_id)
-    streams, address = request.app[LIVE_STREAMS], client_bucket(request)
-    try:
-        streams.enter(address)
-    except TryLater as exc:
-        return try_later_response(exc)
-    try:
-        return await _stream(request, event_id)
-    finally:
-        streams.leave(address)
+    return await request.app[LIVE_STREAMS].serve(request, lambda: _stream(request, event_id))
 
 
 gate_live.kwika_scan = True  # type: ignore[attr-defined]  # scan tokens may read it
@@ -67,16 +46,16 @@ async def _stream(request: web.Request, event_id: int) -> web.StreamResponse:
     started = last = loop.time()
     sent = None
     try:
-        await _write(request, response, b"retry: 3000\n\n")
+        await write(request, response, b"retry: 3000\n\n")
         while (request.transport is not None and not request.transport.is_closing()
                and loop.time() - started < LIFETIME_SECONDS):
             now = {"v": 1, **await counts_of(request.app, event_id)}
             if now != sent:
-                await _write(request, response,
+                await write(request, response,
                              f"data: {json.dumps(now, separators=(',', ':'))}\n\n".encode())
                 sent, last = now, loop.time()
             elif loop.time() - last >= HEARTBEAT_SECONDS:
-                await _write(request, response, b": still here\n\n")
+                await write(request, response, b": still here\n\n")
                 last = loop.time()
             await asyncio.sleep(CHECK_SECONDS)
     except ConnectionError:

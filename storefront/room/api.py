@@ -23,15 +23,13 @@ import msgspec
 from aiohttp import web
 from msgspec import Meta
 
-from engine.errors import RateLimited, TryLater, Unauthenticated
+from engine.errors import RateLimited, Unauthenticated
 from engine.room import RoomFigures
 from engine.room.queue import Place, State
 from engine.room.tokens import effective_difficulty, make_challenge, read_challenge, solves
 from storefront.api import Api, json_response, path_int
 from storefront.appkeys import EVENT_CACHE, SETTINGS
-from storefront.buy.live import LiveStreams, open_stream
-from storefront.buy.live import _gone as gone
-from storefront.buy.live import _write as write
+from storefront.buy.live import LiveStreams, gone, open_stream, write
 from storefront.buyer import buyer_for_hold, current_buyer, set_guest_cookie
 from storefront.client import client_bucket
 from storefront.errors import ApiError, try_later_response
@@ -192,15 +190,7 @@ async def join(request: web.Request, body: JoinIn) -> web.Response:
 
 async def live(request: web.Request) -> web.StreamResponse:
     facts = await request.app[EVENT_CACHE].get(path_int(request, "event_id"))
-    streams, address = request.app[ROOM_STREAMS], client_bucket(request)
-    try:
-        streams.enter(address)
-    except TryLater as exc:
-        return try_later_response(exc)
-    try:
-        return await _stream(request, facts)
-    finally:
-        streams.leave(address)
+    return await request.app[ROOM_STREAMS].serve(request, lambda: _stream(request, facts))
 
 
 async def _stream(request: web.Request, facts: EventFacts) -> web.StreamResponse:
