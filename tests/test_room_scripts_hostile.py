@@ -52,6 +52,7 @@ class Room:
         async def go():
             keys = self.keys.room(self.event_id) + extra
             before = {k: await self.client.dump(k) for k in keys}
+            ttl = {k: await self.client.pttl(k) for k in keys}
             failed = False
             try:
                 raw = await self.inv.runner.run(self.room.scripts[name], keys, tuple(args))
@@ -60,6 +61,9 @@ class Room:
                 failed = True
             if failed:
                 after = {k: await self.client.dump(k) for k in keys}
+                for k in keys:  # a key whose time ran out meanwhile was not written
+                    if after[k] is None and ttl[k] > 0:
+                        after[k] = before[k]
                 assert after == before, (name, args)
             await self.consistent()
         self.run(go())
