@@ -1,0 +1,51 @@
+"""The load scenarios: each is a Locust file (its users and load shape) and a setup that makes
+what it needs through the provider API of a running Kwika. `python -m loadtests.run NAME` runs
+one (loadtests/run.py).
+
+| name | what happens |
+|---|---|
+| `ga-rush` | buyers arrive as a spike for 1,000 tickets in three packages behind the waiting room: queue (proof of work), hold, checkout, sandbox card payment (webhook), paid, emailed |
+| `seat-rush` | buyers race for the best 200 seats of a seated event from the live seat map or best available, retrying on conflict, then pay |
+| `gate-rush` | 200 scanners check in 10,000 issued tickets, 5% of scans repeats and 1% forgeries |
+| `mixed-day` | the GA rush while others browse, search, read My tickets and watch the queue page |
+| `bots` | the GA rush with 10% of its clients a scripted cohort: many identities, no pages, no pauses |
+| `pg-baseline` | the hold rush against a plain PostgreSQL row lock behind the same HTTP stack, for comparison |
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from loadtests.scenarios import setup
+
+HERE = Path(__file__).parent
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    locustfile: Path
+    setup: Callable  # (stack, plan) -> the config the Locust users read
+    users: int  # full run
+    seconds: float
+    spawn_seconds: float
+    short_users: int  # the CI run
+    short_seconds: float
+    title: str
+
+    def plan(self, args) -> dict:
+        short = args.short
+        users = args.users or (self.short_users if short else self.users)
+        seconds = args.seconds or (self.short_seconds if short else self.seconds)
+        spawn = args.spawn_seconds or min(self.spawn_seconds, seconds / 3)
+        return {"scenario": self.name, "users": users, "seconds": seconds,
+                "spawn_seconds": spawn, "short": short, "workers": args.workers,
+                "processes": args.processes}
+
+
+SCENARIOS = {s.name: s for s in (
+    Scenario("ga-rush", HERE / "ga_rush.py", setup.ga_rush, 1000, 120, 10, 300, 30,
+             "General-admission rush behind the waiting room"),
+)}
