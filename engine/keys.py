@@ -93,6 +93,10 @@ class Keys:
         """The limit on waiting-room joins from one client address in one event."""
         return self.event(event_id, f"room:rl:{_untag(client or 'unknown')}")
 
+    def room_places(self, event_id: int, client: str) -> str:
+        """How many waiting-room places one client address has taken in one event (a day's TTL)."""
+        return self.event(event_id, f"room:pl:{_untag(client or 'unknown')}")
+
     # --- the gate (check-in) ---------------------------------------------------------------
     def checkin_events(self) -> str:
         """Set of event ids with a check-in stream (`event(id, "checkins")`) for the check-in

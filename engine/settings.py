@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
     # (ms); how long a join challenge may be solved for (s)
     room_joins_per_ip_per_minute: int = 30
     room_join_spike: int = 200
+    room_repeat_spacing: int = 100
     room_tick_ms: int = 200
     room_challenge_seconds: int = 120
     password_hash_concurrency: int = 2
@@ -219,6 +220,7 @@ ENV_VARS: dict[str, str] = {
     "KWIKA_LIVE_STREAMS_PER_PROCESS": "live_streams_per_process",
     "KWIKA_ROOM_JOINS_PER_IP_PER_MINUTE": "room_joins_per_ip_per_minute",
     "KWIKA_ROOM_JOIN_SPIKE": "room_join_spike",
+    "KWIKA_ROOM_REPEAT_SPACING": "room_repeat_spacing",
     "KWIKA_ROOM_TICK_MS": "room_tick_ms",
     "KWIKA_ROOM_CHALLENGE_SECONDS": "room_challenge_seconds",
     "KWIKA_PASSWORD_HASH_CONCURRENCY": "password_hash_concurrency",
@@ -282,6 +284,7 @@ _BOUNDS: dict[str, tuple[int, int]] = {
     "live_streams_per_process": (1, 1_000_000),
     "room_joins_per_ip_per_minute": (0, 1_000_000),
     "room_join_spike": (0, 10_000_000),
+    "room_repeat_spacing": (0, 1_000_000),
     "room_tick_ms": (20, 60_000),
     "room_challenge_seconds": (10, 3600),
     "password_hash_concurrency": (1, 256),

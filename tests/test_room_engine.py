@@ -83,6 +83,54 @@ async def test_prequeue_is_shuffled_and_later_arrivals_are_fifo(parts):
     assert ahead[2000:] == list(range(1999, 2199))  # all behind the pre-queue, in arrival order
 
 
+async def test_one_address_gets_one_turn_ahead_of_anyone(parts):
+    """A script with many identities on one address: in the pre-queue its n-th place draws
+    behind everyone's (n-1)-th, so the head of the line holds one of its places however many it
+    took (concurrently, first); after the release each further place goes `spacing` arrivals
+    back. People on their own addresses keep their lottery."""
+    inv, room = parts
+    event_id, _ = await room_event(inv, room, rate=0.01, release_in=3600)
+    bots = [f"g:bot{i}" for i in range(40)]
+    people = [f"g:person{i}" for i in range(200)]
+    results = await asyncio.gather(*(join(room, event_id, b, client="10.6.6.6", spacing=100)
+                                     for b in bots))
+    results += await asyncio.gather(*(join(room, event_id, p, client=f"10.1.{i // 250}.{i % 250}",
+                                            spacing=100) for i, p in enumerate(people)))
+    assert all(r.ok and r.place == "prequeue" for r in results)
+    ahead = {b: (await room.status(event_id, b)).ahead for b in bots + people}
+    head = sorted(bots + people, key=ahead.__getitem__)[:len(people) + 1]
+    assert sum(b in head for b in bots) == 1  # one bot place among the first 201, not ~33
+    # the bot's places are in tiers: its k-th place is behind every person
+    bot_ranks = sorted(ahead[b] for b in bots)
+    assert bot_ranks[1:] == list(range(len(people) + 1, len(people) + len(bots)))
+    rho = spearman(list(range(len(people))), [ahead[p] for p in people])
+    assert abs(rho) < 0.25, rho  # still a lottery for people (sd ~ 0.07)
+
+    await configure(room, event_id, rate=0.01, release_in=-1)
+    order = []
+    for who, client in (("g:a1", "10.7.7.7"), ("g:a2", "10.7.7.7"), ("g:x1", "10.8.0.1"),
+                        ("g:x2", "10.8.0.2"), ("g:a3", "10.7.7.7"), ("g:x3", "10.8.0.3"),
+                        ("g:x4", "10.8.0.4"), ("g:x5", "10.8.0.5"), ("g:x6", "10.8.0.6")):
+        assert (await join(room, event_id, who, client=client, spacing=2)).place == "queued"
+        order.append(who)
+    later = {w: (await room.status(event_id, w)).ahead for w in order}
+    # seq a1=1, a2=2+2, x1=3, x2=4, a3=5+4, x3=6, x4=7, x5=8, x6=9 (ties: by name)
+    assert sorted(order, key=later.__getitem__) == [
+        "g:a1", "g:x1", "g:a2", "g:x2", "g:x3", "g:x4", "g:x5", "g:a3", "g:x6"]
+
+
+async def test_without_spacing_every_place_is_ranked_alone(parts):
+    inv, room = parts
+    event_id, _ = await room_event(inv, room, rate=0.01)
+    for i in range(5):
+        await join(room, event_id, f"g:s{i}", client="10.6.6.6", spacing=0)
+    await join(room, event_id, "g:other", client="10.6.6.7", spacing=0)
+    # (the first status read's tick admits the head: the bucket's first token)
+    assert [(await room.status(event_id, f"g:s{i}")).ahead for i in range(5)] == [None, 0, 1, 2, 3]
+    assert (await room.status(event_id, "g:s0")).place == "admitted"
+    assert (await room.status(event_id, "g:other")).ahead == 4
+
+
 async def test_admission_never_exceeds_the_rate_over_any_window(parts):
     inv, room = parts
     rate = 20

@@ -112,9 +112,11 @@ def test_join_survives_anything(hostile, data):
     args = [data.draw(maybe(buyers)), data.draw(maybe(st.integers(0, 2**52 - 1).map(str))),
             data.draw(maybe(st.binary(min_size=8, max_size=32).map(bytes.hex))),
             data.draw(maybe(st.just(str(int(time.time() * 1000) + 60_000)))),
-            data.draw(maybe(st.sampled_from(["0", "5"]))), data.draw(maybe(st.sampled_from(["0", "5"])))]
-    args = args[:data.draw(st.sampled_from([6, 6, 6, 5, 7, 0]))]
-    hostile.call("room_join", args, (hostile.keys.room_joins(hostile.event_id, "9.9.9.9"),))
+            data.draw(maybe(st.sampled_from(["0", "5"]))), data.draw(maybe(st.sampled_from(["0", "5"]))),
+            data.draw(maybe(st.sampled_from(["0", "3", "100"])))]
+    args = args[:data.draw(st.sampled_from([7, 7, 7, 6, 8, 0]))]
+    hostile.call("room_join", args, (hostile.keys.room_joins(hostile.event_id, "9.9.9.9"),
+                                     hostile.keys.room_places(hostile.event_id, "9.9.9.9")))
 
 
 @HYPOTHESIS

@@ -106,14 +106,17 @@ class WaitingRoom:
         return _figures.decode(await self._run("room_status", event_id, buyer))
 
     async def join(self, event_id: int, buyer: str, nonce: str, expires_ms: int, client: str,
-                   per_minute: int, score: int | None = None) -> JoinResult:
+                   per_minute: int, score: int | None = None, spacing: int = 0) -> JoinResult:
         """One place for `buyer` (their old one when they have one). The proof of work must have
         been checked; its `nonce` is accepted once. `per_minute` joins per client address (0:
-        no limit). `score`: the pre-queue draw, random unless a test gives one."""
+        no limit). `score`: the pre-queue draw, random unless a test gives one. `spacing`: an
+        address's n-th place goes behind everyone's (n-1)-th (pre-queue) or behind the next
+        (n-1) * spacing arrivals (after the release); 0: every place is ranked alone."""
         draw = random_score() if score is None else score
         return _join.decode(await self._run(
             "room_join", event_id, buyer, draw, nonce, expires_ms, per_minute, per_minute,
-            extra=(self.keys.room_joins(event_id, client),)))
+            spacing, extra=(self.keys.room_joins(event_id, client),
+                            self.keys.room_places(event_id, client))))
 
     async def check_pass(self, event_id: int, buyer: str, number: int, hold_id: str = "") -> str:
         """'ok' when the pass may make a basket now (or, with `hold_id`, stands for that basket),

@@ -48,4 +48,8 @@ class Scenario:
 SCENARIOS = {s.name: s for s in (
     Scenario("ga-rush", HERE / "ga_rush.py", setup.ga_rush, 1000, 120, 10, 300, 30,
              "General-admission rush behind the waiting room"),
+    Scenario("bots", HERE / "bots.py", setup.bots, 1000, 120, 10, 300, 30,
+             "Bots in the general-admission rush"),
+    Scenario("mixed-day", HERE / "mixed_day.py", setup.mixed_day, 1000, 120, 10, 300, 30,
+             "A mixed day: the rush, browsing, search, My tickets, the queue page"),
 )}

@@ -80,6 +80,12 @@ class Answer:
         return 200 <= self.status < 300
 
 
+def error_code(js) -> str:
+    """The code of Kwika's error shape (`{"error": {"code": ...}}` or `{"error": "code"}`)."""
+    err = js.get("error") if isinstance(js, dict) else None
+    return str(err.get("code", "")) if isinstance(err, dict) else str(err or "")
+
+
 class KwikaUser(FastHttpUser):
     """A browser of its own: cookies, a client address, JSON calls judged as they come back."""
 
@@ -110,7 +116,7 @@ class KwikaUser(FastHttpUser):
                 resp.success()
             elif status in expected:
                 resp.success()
-                code = (js or {}).get("error", {}).get("code") if isinstance(js, dict) else None
+                code = error_code(js)
                 TALLY.counts[f"{name} {status} {code or ''}".strip()] += 1
             else:
                 resp.failure(f"{status}: {(resp.text or '')[:200]}")

@@ -9,7 +9,7 @@ import csv
 import math
 import os
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from datetime import datetime
 from pathlib import Path
 
@@ -116,6 +116,18 @@ def _quantile(by_le: dict[float, float], q: float) -> float:
 def client_rows(out: Path) -> list[dict]:
     with open(out / "locust_stats.csv", newline="") as f:
         return list(csv.DictReader(f))
+
+
+def exceptions(out: Path) -> Counter:
+    """Errors raised in the users' own code: a broken load script is a failed run, not a quiet
+    one."""
+    found: Counter = Counter()
+    path = out / "locust_exceptions.csv"
+    if path.exists():
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                found[r["Message"]] += int(r["Count"])
+    return found
 
 
 def history(out: Path) -> list[dict]:
@@ -271,6 +283,7 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
     pg = asyncio.run(inbox_times(stack.database_url, config["event_ids"]))
     total = next((r for r in rows if r["Name"] == "Aggregated"), None)
     failures = int(total["Failure Count"]) if total else 0
+    script_errors = exceptions(out)
     name = f"{scenario.name}-{plan['users']}"
     svg = chart(history(out), f"{scenario.title}: {plan['users']} users")
     if svg:
@@ -296,7 +309,10 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
              f"(drained after {drained:.0f} s) |"),
              f"| tickets sold / capacity | {pg['sold']:,} / {pg['capacity']:,} |",
              f"| requests failed (5xx, timeouts, wrong answers) | {failures:,} |",
-             f"| server 5xx (from /metrics) | {fivexx:,.0f} |"]
+             f"| server 5xx (from /metrics) | {fivexx:,.0f} |",
+             f"| errors in the load script (Locust exceptions) | {sum(script_errors.values()):,} |"]
+    for message, count in script_errors.most_common(5):
+        lines.append(f"| script error ×{count:,} | {message[:200]} |")
     for p in problems[:20]:
         lines.append(f"| problem | {p} |")
     lines += extra_lines(plan, config, server, pg, seen, rows)
@@ -334,14 +350,16 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
     (report_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nreport: {report_dir / (name + '.md')}")
-    return not problems and failures == 0 and fivexx == 0 and locust_code in (0, 1)
+    return (not problems and failures == 0 and fivexx == 0 and not script_errors
+            and locust_code in (0, 1))
 
 
 def scenario_words(plan: dict, config: dict) -> str:
     if plan["scenario"] in ("ga-rush", "bots", "mixed-day"):
         return (f"{plan['tickets']:,} tickets in three packages; the waiting room admits "
                 f"{plan['rate']:g}/s, proof of work {plan['difficulty']} bits, opening "
-                f"{plan['spawn_seconds'] + 5:g} s after the first arrival.")
+                f"{plan['spawn_seconds'] + 5:g} s after the first arrival. "
+                + plan.get("words_extra", ""))
     return plan.get("words", "")
 
 
@@ -370,7 +388,10 @@ def extra_lines(plan: dict, config: dict, server: dict, pg: dict, seen: dict, ro
         clients = seen["clients"]
         all_clients = sum(clients.values()) or 1
         all_tickets = sum(t for t, _ in cohorts.values()) or 1
-        bot_tickets = cohorts.get("bot", (0, 0))[0]
+        bot_tickets, bot_orders = cohorts.get("bot", (0, 0))
+        all_orders = sum(o for _, o in cohorts.values()) or 1
+        lines.append(f"| bots' share of orders | {bot_orders / all_orders:.1%} ({bot_orders:,} of "
+                     f"{all_orders:,}) |")
         lines.append(f"| bots' share of tickets / of clients | {bot_tickets / all_tickets:.1%} "
                      f"({bot_tickets:,} of {all_tickets:,}) / {clients.get('bots', 0) / all_clients:.1%} "
                      f"({clients.get('bots', 0):,} of {all_clients:,}) |")

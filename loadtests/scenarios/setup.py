@@ -53,3 +53,26 @@ def ga_rush(stack, plan: dict) -> dict:
     plan.update(tickets=tickets, rate=rate, difficulty=difficulty)
     return {"event": event, "room": True, "users": plan["users"], "seconds": plan["seconds"],
             "spawn_seconds": plan["spawn_seconds"], "event_ids": [event["id"]], "token": token}
+
+
+def bots(stack, plan: dict) -> dict:
+    """The GA rush, its clients a tenth bots (the Locust file's weights)."""
+    config = ga_rush(stack, plan)
+    plan["words_extra"] = ("A tenth of the clients are bots: one address each, a new identity "
+                           "as often as the room gives one, no pages, no pauses.")
+    return config
+
+
+def mixed_day(stack, plan: dict, accounts: int = 10) -> dict:
+    """The GA rush, and buyer accounts for the visitors who read My tickets."""
+    config = ga_rush(stack, plan)
+    made = []
+    for i in range(accounts):
+        email = f"holder-{i}-{uuid.uuid4().hex[:6]}@load.test"
+        _call(stack.base, "POST", "/api/auth/register", {
+            "email": email, "name": f"Holder {i}", "password": "load-password-42",
+            "account_type": "buyer"})
+        made.append({"email": email, "password": "load-password-42"})
+    plan["words_extra"] = ("Half the users buy; the others browse, search, read My tickets "
+                           "(signed in) and watch the queue page.")
+    return {**config, "accounts": made}

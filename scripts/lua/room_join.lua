@@ -3,22 +3,33 @@
 -- pre-queue is in random order at release, ahead of everyone later); after it, POST_RELEASE
 -- plus a counter (first come, first served). The proof-of-work challenge (checked by the caller)
 -- is accepted once: its nonce is kept until it expires.
--- KEYS[1..7] the room keys of includes/room.lua, KEYS[8] the joins limit of the client address
+-- One address, one turn at a time: the n-th place taken from one client address (KEYS[9] counts
+-- them for a day) ranks behind everyone's (n-1)-th. In the pre-queue its draw is moved to tier
+-- n-1 (tiers of 2^48, at most 15, all below POST_RELEASE); after the release it goes behind the
+-- next (n-1) * SPACING arrivals. Many people behind one address (a carrier's NAT) still all get
+-- places, later; a script with many identities on one address gets no more than one turn ahead
+-- of anyone. SPACING 0 turns this off.
+-- KEYS[1..7] the room keys of includes/room.lua, KEYS[8] the joins limit of the client address,
+-- KEYS[9] the places taken from the client address
 -- ARGV[1] buyer key, ARGV[2] random score (integer 0..2^52-1), ARGV[3] challenge nonce (16-64
--- hex), ARGV[4] challenge expiry (ms), ARGV[5] joins burst, ARGV[6] joins a minute (0 0: none)
+-- hex), ARGV[4] challenge expiry (ms), ARGV[5] joins burst, ARGV[6] joins a minute (0 0: none),
+-- ARGV[7] SPACING (0..1e6)
 -- returns JSON {ok = true, place = 'queued'|'prequeue'|'admitted', ...} or
 -- {ok = false, reason = 'bad_input'|'room_off'|'unconfigured'|'sold_out'|'proof_used'
 -- |'proof_expired'|'rate_limited', retry_after_ms}; nothing is written unless ok
 --- @include "ratelimit"
 --- @include "room"
 
+local TIER = 281474976710656  -- 2^48: 16 tiers of pre-queue draws below POST_RELEASE
 local buyer, score, nonce = ARGV[1], ARGV[2], ARGV[3]
 local expiry, burst, per_minute = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local spacing = tonumber(ARGV[7])
 local function whole(n, lo, hi) return n and n == math.floor(n) and n >= lo and n <= hi end
-if #KEYS ~= 8 or #ARGV ~= 6 or type(buyer) ~= 'string' or #buyer < 1 or #buyer > 100
+if #KEYS ~= 9 or #ARGV ~= 7 or type(buyer) ~= 'string' or #buyer < 1 or #buyer > 100
    or not string.match(score, '^%d+$') or not whole(tonumber(score), 0, POST_RELEASE - 1)
    or not string.match(nonce, '^[0-9a-f]+$') or #nonce < 16 or #nonce > 64
-   or not whole(expiry, 0, 1e14) or not whole(burst, 0, 1e6) or not whole(per_minute, 0, 1e6) then
+   or not whole(expiry, 0, 1e14) or not whole(burst, 0, 1e6) or not whole(per_minute, 0, 1e6)
+   or not whole(spacing, 0, 1e6) then
   return cjson.encode({ok = false, reason = 'bad_input'})
 end
 local cfg = room_settings()
@@ -45,11 +56,17 @@ if burst > 0 and per_minute > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', R.proofs, '-inf', now)
 redis.call('ZADD', R.proofs, expiry, nonce)
+local earlier = 0  -- places this address took before this one
+if spacing > 0 then
+  earlier = redis.call('INCR', KEYS[9]) - 1
+  if earlier == 0 then redis.call('EXPIRE', KEYS[9], 86400) end
+end
 local place = 'queued'
 if now < cfg.release then
   place = 'prequeue'
+  score = math.min(earlier, 15) * TIER + tonumber(score) % TIER
 else
-  score = POST_RELEASE + redis.call('HINCRBY', R.room, 'seq', 1)
+  score = POST_RELEASE + redis.call('HINCRBY', R.room, 'seq', 1) + earlier * spacing
 end
 redis.call('ZADD', R.queue, 'NX', score, buyer)
 local second = math.floor(now / 1000)

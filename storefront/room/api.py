@@ -171,11 +171,13 @@ async def join(request: web.Request, body: JoinIn) -> web.Response:
                        {"solution": "does not solve the challenge"})
     room = request.app[ROOM]
     client = client_bucket(request)
-    per_minute = settings.room_joins_per_ip_per_minute
-    result = await room.join(event_id, buyer, found.nonce, found.expires_ms, client, per_minute)
+    per_minute, spacing = settings.room_joins_per_ip_per_minute, settings.room_repeat_spacing
+    result = await room.join(event_id, buyer, found.nonce, found.expires_ms, client, per_minute,
+                             spacing=spacing)
     if result.reason == "unconfigured":
         await figures(request, facts, buyer)  # copies the settings in
-        result = await room.join(event_id, buyer, found.nonce, found.expires_ms, client, per_minute)
+        result = await room.join(event_id, buyer, found.nonce, found.expires_ms, client,
+                                 per_minute, spacing=spacing)
     if not result.ok:
         reason = result.reason or "room_off"
         if reason == "rate_limited":
