@@ -70,6 +70,13 @@ def new_address() -> str:
     return f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
 
 
+def error_code(js) -> str | None:
+    """The code of an error answer: `{"error": "sold_out", "message": …, "fields": {…}}`
+    (storefront/errors.py)."""
+    error = js.get("error") if isinstance(js, dict) else None
+    return error if isinstance(error, str) else None
+
+
 class Answer:
     """A JSON answer: its status and decoded body (None when it was not JSON)."""
 
@@ -78,6 +85,11 @@ class Answer:
 
     def __bool__(self) -> bool:
         return 200 <= self.status < 300
+
+    @property
+    def code(self) -> str | None:
+        """The error's code (`seat_unavailable`, `sold_out`, …); None on success."""
+        return None if self else error_code(self.js)
 
 
 class KwikaUser(FastHttpUser):
@@ -110,7 +122,7 @@ class KwikaUser(FastHttpUser):
                 resp.success()
             elif status in expected:
                 resp.success()
-                code = (js or {}).get("error", {}).get("code") if isinstance(js, dict) else None
+                code = error_code(js)
                 TALLY.counts[f"{name} {status} {code or ''}".strip()] += 1
             else:
                 resp.failure(f"{status}: {(resp.text or '')[:200]}")
