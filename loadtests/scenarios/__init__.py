@@ -48,4 +48,6 @@ class Scenario:
 SCENARIOS = {s.name: s for s in (
     Scenario("ga-rush", HERE / "ga_rush.py", setup.ga_rush, 1000, 120, 10, 300, 30,
              "General-admission rush behind the waiting room"),
+    Scenario("seat-rush", HERE / "seat_rush.py", setup.seat_rush, 1000, 90, 10, 200, 30,
+             "Seat rush for the best 200 seats"),
 )}
