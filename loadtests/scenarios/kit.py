@@ -196,6 +196,8 @@ class KwikaUser(FastHttpUser):
             order = self.call("GET", f"/api/orders/{number}", "order status")
             if order.js.get("status") == "paid":
                 TALLY.purchase_ms.append((time.monotonic() - pressed) * 1000)
+                # a hold's items are its general-admission lines only; its seats are listed
+                # apart (includes/holding.lua), so a seated hold has items [] and no seat counts twice
                 TALLY.tickets[self.cohort] += sum(i["quantity"] for i in hold["items"]) \
                     + len(hold.get("seats") or [])
                 TALLY.counts["purchases"] += 1
