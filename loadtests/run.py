@@ -177,8 +177,13 @@ def run_locust(locustfile: Path, stack: Stack, config: dict, out: Path, processe
     config_path.write_text(json.dumps(config))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "KWIKA_LOAD_CONFIG": str(config_path),
            "KWIKA_LOAD_OUT": str(out / "tally")}
+    # a master port of the run's own: on Locust's default (5557) a second run's workers would
+    # join whichever master holds it, another run's
+    port = str(free_port())
     cmd = [_venv_bin("locust"), "-f", str(locustfile), "--headless", "--host", stack.base,
-           "--processes", str(processes), "--csv", str(out / "locust"), "--csv-full-history",
+           "--processes", str(processes), "--master-bind-host", "127.0.0.1",
+           "--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port,
+           "--csv", str(out / "locust"), "--csv-full-history",
            "--stop-timeout", "5", "--loglevel", "WARNING", "--only-summary",
            "--exit-code-on-error", "0"]
     print("$ " + " ".join(cmd), file=sys.stderr)

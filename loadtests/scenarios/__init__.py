@@ -52,4 +52,6 @@ SCENARIOS = {s.name: s for s in (
              "Bots in the general-admission rush"),
     Scenario("mixed-day", HERE / "mixed_day.py", setup.mixed_day, 1000, 120, 10, 300, 30,
              "A mixed day: the rush, browsing, search, My tickets, the queue page"),
+    Scenario("seat-rush", HERE / "seat_rush.py", setup.seat_rush, 1000, 90, 10, 200, 30,
+             "Seat rush for the best 200 seats"),
 )}

@@ -70,6 +70,13 @@ def new_address() -> str:
     return f"10.{n >> 16}.{(n >> 8) & 255}.{n & 255}"
 
 
+def error_code(js) -> str | None:
+    """The code of an error answer: `{"error": "sold_out", "message": …, "fields": {…}}`
+    (storefront/errors.py)."""
+    error = js.get("error") if isinstance(js, dict) else None
+    return error if isinstance(error, str) else None
+
+
 class Answer:
     """A JSON answer: its status and decoded body (None when it was not JSON)."""
 
@@ -79,11 +86,10 @@ class Answer:
     def __bool__(self) -> bool:
         return 200 <= self.status < 300
 
-
-def error_code(js) -> str:
-    """The code of Kwika's error shape (`{"error": {"code": ...}}` or `{"error": "code"}`)."""
-    err = js.get("error") if isinstance(js, dict) else None
-    return str(err.get("code", "")) if isinstance(err, dict) else str(err or "")
+    @property
+    def code(self) -> str | None:
+        """The error's code (`seat_unavailable`, `sold_out`, …); None on success."""
+        return None if self else error_code(self.js)
 
 
 class KwikaUser(FastHttpUser):
@@ -190,6 +196,8 @@ class KwikaUser(FastHttpUser):
             order = self.call("GET", f"/api/orders/{number}", "order status")
             if order.js.get("status") == "paid":
                 TALLY.purchase_ms.append((time.monotonic() - pressed) * 1000)
+                # a hold's items are its general-admission lines only; its seats are listed
+                # apart (includes/holding.lua), so a seated hold has items [] and no seat counts twice
                 TALLY.tickets[self.cohort] += sum(i["quantity"] for i in hold["items"]) \
                     + len(hold.get("seats") or [])
                 TALLY.counts["purchases"] += 1

@@ -19,7 +19,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from engine.db import create_pool
 from engine.inventory import Inventory
 from engine.keys import Keys
-from loadtests.verify import verify
+from loadtests.verify import LIVE, seats_sold_twice, verify
 
 DRAIN_SECONDS = 180
 
@@ -233,6 +233,23 @@ async def inbox_times(database_url: str, event_ids: list[int]) -> dict:
             "sold": sold, "capacity": capacity, "window": dict(window) if window else {}}
 
 
+async def seat_figures(database_url: str, event_ids: list[int]) -> dict:
+    """Seated events: per section, its seats and how many have a live ticket; and the seats with
+    more than one (the verifier's own check, seats_sold_twice)."""
+    pool = await create_pool(database_url, 1, 2)
+    try:
+        sections = await pool.fetch(
+            "SELECT c.name, c.capacity, count(DISTINCT t.seat_id) AS sold FROM sections c "
+            "LEFT JOIN seats s ON s.section_id = c.id "
+            "LEFT JOIN tickets t ON t.seat_id = s.id AND t.status = ANY($2::text[]) "
+            "WHERE c.event_id = ANY($1::bigint[]) GROUP BY c.id ORDER BY c.sort_order, c.id",
+            event_ids, list(LIVE))
+        twice = [p for e in event_ids for p in await seats_sold_twice(pool, e)]
+    finally:
+        await pool.close()
+    return {"sections": [dict(r) for r in sections], "twice": twice}
+
+
 def pct(data: list[float], q: float) -> float:
     if not data:
         return float("nan")
@@ -281,6 +298,8 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
     rows = client_rows(out)
     server = server_figures(before, after)
     pg = asyncio.run(inbox_times(stack.database_url, config["event_ids"]))
+    if config.get("seated"):
+        pg["seating"] = asyncio.run(seat_figures(stack.database_url, config["event_ids"]))
     total = next((r for r in rows if r["Name"] == "Aggregated"), None)
     failures = int(total["Failure Count"]) if total else 0
     script_errors = exceptions(out)
@@ -369,9 +388,23 @@ def extra_lines(plan: dict, config: dict, server: dict, pg: dict, seen: dict, ro
     if inbox:
         lines.append(f"| purchase to inbox (pay pressed → tickets email accepted), {len(inbox):,} "
                      f"orders | p50 {pct(inbox, .5) / 1000:.1f} s, p99 {pct(inbox, .99) / 1000:.1f} s |")
-    hold = next((r for r in rows if r["Name"] == "hold"), None)
-    if hold and int(hold["Request Count"]):
-        lines.append(f"| hold, client p50 / p99 | {hold['50%']} / {hold['99%']} ms |")
+    seating = pg.get("seating")
+    if seating:
+        for sec in seating["sections"]:
+            lines.append(f"| {sec['name']} seats sold / seats | {sec['sold']:,} / {sec['capacity']:,} |")
+        lines.append(f"| seats with two tickets (verifier's seats_sold_twice) | "
+                     f"{len(seating['twice']):,} |")
+        counts = seen["counts"]
+        conflicts = counts.get("hold 409 seat_unavailable", 0)
+        left = sum(v for k, v in counts.items() if k.endswith("left without seats"))
+        gave_up = sum(v for k, v in counts.items() if k.startswith("map: gave up"))
+        lines.append(f"| seat-map holds refused: a seat taken since the map was read (each "
+                     f"retried on a fresh map) | {conflicts:,}; {gave_up:,} buyer(s) gave up "
+                     f"after their last try |")
+        lines.append(f"| buyers who left with no seats (nothing left for their group) | {left:,} |")
+    for hold in (r for r in rows if r["Name"].startswith("hold")):
+        if int(hold["Request Count"]):
+            lines.append(f"| {hold['Name']}, client p50 / p99 | {hold['50%']} / {hold['99%']} ms |")
     w = pg["window"]
     if w.get("n") and w.get("first") and w.get("last") and w["last"] > w["first"]:
         secs = (w["last"] - w["first"]).total_seconds()

@@ -76,3 +76,52 @@ def mixed_day(stack, plan: dict, accounts: int = 10) -> dict:
     plan["words_extra"] = ("Half the users buy; the others browse, search, read My tickets "
                            "(signed in) and watch the queue page.")
     return {**config, "accounts": made}
+# (name, price, rows, seats per row, rows in --short, seats per row in --short); listed front
+# first: the seat map's order, which best available reads as best first
+SEAT_SECTIONS = (("Front", 80_000, 10, 20, 4, 15), ("Back", 20_000, 20, 40, 8, 30))
+
+
+def seated_event(stack, token: str, short: bool) -> dict:
+    """A published seated event: each section its own package (so its own price), seated in a
+    grid (rows A, B, …), the front section first."""
+    ev = _event(stack, token, "Load Seats", requires_seating=True)
+    sections = []
+    for order, (name, price, rows, per_row, short_rows, short_per_row) in enumerate(SEAT_SECTIONS):
+        if short:
+            rows, per_row = short_rows, short_per_row
+        pkg = _call(stack.base, "POST", f"/api/provider/events/{ev['id']}/packages", {
+            "name": name, "price": price, "capacity": rows * per_row, "max_per_order": 4,
+            "sort_order": order}, token)
+        sec = _call(stack.base, "POST", f"/api/provider/events/{ev['id']}/sections", {
+            "name": name, "package_id": pkg["id"], "numbering_type": "grid", "rows": rows,
+            "seats_per_row": per_row, "sort_order": order}, token)
+        sections.append({"id": sec["id"], "name": name, "package_id": pkg["id"],
+                         "seats": sec["capacity"], "rows": rows, "price": price})
+    _call(stack.base, "POST", f"/api/provider/events/{ev['id']}/publish", None, token)
+    return {"id": ev["id"], "slug": ev["slug"], "sections": sections,
+            "front": sections[0]["id"], "back": sections[1]["id"]}
+
+
+def seat_rush(stack, plan: dict) -> dict:
+    """A seated event whose best seats are plain: a Front section of 200 seats (60 in --short)
+    in a package of its own at four times the Back's price, and a Back of 800 (240). Buyers race
+    for the front from the live seat map or best available.
+
+    The waiting room is off: what this scenario loads is the race for the same few seats (a
+    stale seat map, a seat taken between looking and holding, the retry); a room admitting at a
+    steady rate would space the buyers out and hide that race, and the GA rush already puts the
+    room under a spike."""
+    token = _make_provider(stack.database_url, stack.base)
+    event = seated_event(stack, token, plan["short"])
+    front, back = event["sections"]
+    plan.update(front_seats=front["seats"], back_seats=back["seats"], tickets=front["seats"] + back["seats"])
+    plan["words"] = (
+        f"A seated event: Front {front['seats']:,} seats ({front['rows']} rows) and Back "
+        f"{back['seats']:,} ({back['rows']} rows), each its own package. Half the buyers pick 1–4 "
+        f"seats side by side from the live seat map, half ask for best available in the Front; "
+        f"a seat taken meanwhile means a fresh map and another try (at most 5), and once the "
+        f"Front has nothing for them some take the Back and the rest leave. No waiting room: "
+        f"the buyers race for the same seats directly.")
+    return {"event": event, "room": False, "users": plan["users"], "seconds": plan["seconds"],
+            "spawn_seconds": plan["spawn_seconds"], "event_ids": [event["id"]], "token": token,
+            "seated": True}
