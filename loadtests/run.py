@@ -186,10 +186,16 @@ def run_locust(locustfile: Path, stack: Stack, config: dict, out: Path, processe
     return done.returncode
 
 
-def tally(out: Path) -> dict:
-    """What the Locust processes' users saw, added up."""
+def tally(out: Path, processes: int = 0, within: float = 30.0) -> dict:
+    """What the Locust processes' users saw, added up. The worker processes write theirs as they
+    quit, which can be seconds after the master has exited: wait (up to `within` s) for the
+    master's and every worker's file."""
     from collections import Counter
 
+    deadline = time.monotonic() + within
+    while (len(list((out / "tally").glob("*.json"))) < processes + 1
+           and time.monotonic() < deadline):
+        time.sleep(0.2)
     total = {"counts": Counter(), "tickets": Counter(), "clients": Counter(), "ranks": [],
              "purchase_ms": []}
     for path in sorted((out / "tally").glob("*.json")):
@@ -235,7 +241,8 @@ def main(argv: list[str] | None = None) -> int:
         problems, drained = asyncio.run(drain_and_verify(stack, config, plan))
         after = scrape(stack)
         ok = write_report(report_dir, scenario, plan, config, stack, out, before, after,
-                          problems, drained, started, ran, tally(out), locust_code=code)
+                          problems, drained, started, ran, tally(out, args.processes),
+                          locust_code=code)
     finally:
         stop_stack(stack)
     return 0 if ok else 1
