@@ -93,8 +93,9 @@ async def _drop_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-def start_stack(workers: int, keep_data: bool = False) -> Stack:
-    """`kwika up` on a fresh database and Redis prefix (embedded servers when none configured)."""
+def start_stack(workers: int, keep_data: bool = False, env: dict | None = None) -> Stack:
+    """`kwika up` on a fresh database and Redis prefix (embedded servers when none configured);
+    `env`, settings of the scenario's own (e.g. KWIKA_MAIL=false)."""
     from engine.tickets.keyring import Keyring
 
     data = Path(tempfile.mkdtemp(prefix="kwika-load-"))
@@ -112,7 +113,7 @@ def start_stack(workers: int, keep_data: bool = False) -> Stack:
            "KWIKA_DATA_DIR": str(data / "kwika"), "KWIKA_TRUSTED_PROXIES": "127.0.0.1",
            "KWIKA_METRICS_TOKEN": stack.metrics_token, "KWIKA_SECRET_KEY": secrets.token_urlsafe(32),
            "KWIKA_TICKET_SIGNING_KEYS": stack.signing_keys, "KWIKA_LOG_LEVEL": "WARNING",
-           "KWIKA_SANDBOX": "true"}
+           "KWIKA_SANDBOX": "true", **(env or {})}
     log = open(data / "kwika.log", "wb")  # noqa: SIM115  (closed with the stack)
     stack.proc = subprocess.Popen(
         [_venv_bin("kwika"), "up", "--port", str(port), "--workers", str(workers)],
@@ -230,7 +231,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = scenario.plan(args)
     out = Path(tempfile.mkdtemp(prefix=f"kwika-{args.scenario}-"))
     report_dir = args.report_dir or (out if args.short else REPORTS)
-    stack = start_stack(args.workers, keep_data=args.keep)
+    stack = start_stack(args.workers, keep_data=args.keep, env=dict(scenario.env))
     try:
         config = scenario.setup(stack, plan)
         before = scrape(stack)

@@ -34,6 +34,7 @@ class Scenario:
     short_users: int  # the CI run
     short_seconds: float
     title: str
+    env: tuple[tuple[str, str], ...] = ()  # settings of `kwika up` for this scenario
 
     def plan(self, args) -> dict:
         short = args.short
