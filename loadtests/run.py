@@ -93,8 +93,9 @@ async def _drop_database(admin_url: str, name: str) -> None:
         await conn.close()
 
 
-def start_stack(workers: int, keep_data: bool = False) -> Stack:
-    """`kwika up` on a fresh database and Redis prefix (embedded servers when none configured)."""
+def start_stack(workers: int, keep_data: bool = False, env: dict | None = None) -> Stack:
+    """`kwika up` on a fresh database and Redis prefix (embedded servers when none configured);
+    `env`, settings of the scenario's own (e.g. KWIKA_MAIL=false)."""
     from engine.tickets.keyring import Keyring
 
     data = Path(tempfile.mkdtemp(prefix="kwika-load-"))
@@ -112,7 +113,7 @@ def start_stack(workers: int, keep_data: bool = False) -> Stack:
            "KWIKA_DATA_DIR": str(data / "kwika"), "KWIKA_TRUSTED_PROXIES": "127.0.0.1",
            "KWIKA_METRICS_TOKEN": stack.metrics_token, "KWIKA_SECRET_KEY": secrets.token_urlsafe(32),
            "KWIKA_TICKET_SIGNING_KEYS": stack.signing_keys, "KWIKA_LOG_LEVEL": "WARNING",
-           "KWIKA_SANDBOX": "true"}
+           "KWIKA_SANDBOX": "true", **(env or {})}
     log = open(data / "kwika.log", "wb")  # noqa: SIM115  (closed with the stack)
     stack.proc = subprocess.Popen(
         [_venv_bin("kwika"), "up", "--port", str(port), "--workers", str(workers)],
@@ -191,10 +192,16 @@ def run_locust(locustfile: Path, stack: Stack, config: dict, out: Path, processe
     return done.returncode
 
 
-def tally(out: Path) -> dict:
-    """What the Locust processes' users saw, added up."""
+def tally(out: Path, processes: int = 0, within: float = 30.0) -> dict:
+    """What the Locust processes' users saw, added up. The worker processes write theirs as they
+    quit, which can be seconds after the master has exited: wait (up to `within` s) for the
+    master's and every worker's file."""
     from collections import Counter
 
+    deadline = time.monotonic() + within
+    while (len(list((out / "tally").glob("*.json"))) < processes + 1
+           and time.monotonic() < deadline):
+        time.sleep(0.2)
     total = {"counts": Counter(), "tickets": Counter(), "clients": Counter(), "ranks": [],
              "purchase_ms": []}
     for path in sorted((out / "tally").glob("*.json")):
@@ -229,7 +236,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = scenario.plan(args)
     out = Path(tempfile.mkdtemp(prefix=f"kwika-{args.scenario}-"))
     report_dir = args.report_dir or (out if args.short else REPORTS)
-    stack = start_stack(args.workers, keep_data=args.keep)
+    stack = start_stack(args.workers, keep_data=args.keep, env=dict(scenario.env))
     try:
         config = scenario.setup(stack, plan)
         before = scrape(stack)
@@ -240,7 +247,8 @@ def main(argv: list[str] | None = None) -> int:
         problems, drained = asyncio.run(drain_and_verify(stack, config, plan))
         after = scrape(stack)
         ok = write_report(report_dir, scenario, plan, config, stack, out, before, after,
-                          problems, drained, started, ran, tally(out), locust_code=code)
+                          problems, drained, started, ran, tally(out, args.processes),
+                          locust_code=code)
     finally:
         stop_stack(stack)
     return 0 if ok else 1

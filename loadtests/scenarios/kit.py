@@ -46,9 +46,12 @@ class Tally:
         if not out:
             return
         Path(out).mkdir(parents=True, exist_ok=True)
-        (Path(out) / f"{os.getpid()}.json").write_text(json.dumps({
+        # written aside, then renamed: the runner may be reading the folder meanwhile
+        part = Path(out) / f"{os.getpid()}.json.part"
+        part.write_text(json.dumps({
             "counts": self.counts, "tickets": self.tickets, "clients": self.clients,
             "ranks": self.ranks, "purchase_ms": self.purchase_ms}))
+        part.replace(Path(out) / f"{os.getpid()}.json")
 
 
 TALLY = Tally()

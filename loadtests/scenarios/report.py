@@ -226,11 +226,16 @@ async def inbox_times(database_url: str, event_ids: list[int]) -> dict:
         window = await pool.fetchrow(
             "SELECT min(created_at) AS first, max(created_at) AS last, count(*) AS n "
             "FROM payments WHERE event_id = ANY($1::bigint[]) AND state = 'succeeded'", event_ids)
+        checkins = await pool.fetchrow(
+            "SELECT count(*) AS rows, count(DISTINCT ticket_number) AS tickets, min(at) AS first, "
+            "max(at) AS last FROM checkins WHERE event_id = ANY($1::bigint[]) AND action = 'in'",
+            event_ids)
     finally:
         await pool.close()
     ms = sorted(float(r["ms"]) for r in rows)
     return {"inbox_ms": ms, "cohorts": {r["cohort"]: (r["tickets"], r["orders"]) for r in cohorts},
-            "sold": sold, "capacity": capacity, "window": dict(window) if window else {}}
+            "sold": sold, "capacity": capacity, "window": dict(window) if window else {},
+            "checkins": dict(checkins)}
 
 
 async def seat_figures(database_url: str, event_ids: list[int]) -> dict:
@@ -335,6 +340,10 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
     for p in problems[:20]:
         lines.append(f"| problem | {p} |")
     lines += extra_lines(plan, config, server, pg, seen, rows)
+    wrong: list[str] = []
+    if plan["scenario"] == "gate-rush":
+        gate, wrong = gate_lines(plan, server, pg, seen, rows)
+        lines += gate
     lines += ["", "## Client side (Locust)", "",
               "| request | count | failures | per s | p50 ms | p95 ms | p99 ms | max ms |",
               "|---|---|---|---|---|---|---|---|"]
@@ -369,7 +378,7 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
     (report_dir / f"{name}.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
     print(f"\nreport: {report_dir / (name + '.md')}")
-    return (not problems and failures == 0 and fivexx == 0 and not script_errors
+    return (not problems and not wrong and failures == 0 and fivexx == 0 and not script_errors
             and locust_code in (0, 1))
 
 
@@ -429,3 +438,38 @@ def extra_lines(plan: dict, config: dict, server: dict, pg: dict, seen: dict, ro
                      f"({bot_tickets:,} of {all_tickets:,}) / {clients.get('bots', 0) / all_clients:.1%} "
                      f"({clients.get('bots', 0):,} of {all_clients:,}) |")
     return lines
+
+
+def gate_lines(plan: dict, server: dict, pg: dict, seen: dict, rows) -> tuple[list[str], list[str]]:
+    """The gate rush's verdict lines, and the checks among them that failed."""
+    scans, counts, ci = server["scans"], seen["counts"], pg["checkins"]
+    admitted = int(scans.get("admitted", 0))
+    fresh = int(counts.get("fresh tickets scanned", 0))
+    wrong = []
+    same = admitted == fresh
+    if not same:
+        wrong.append(f"{admitted} admitted by the server, {fresh} tickets scanned fresh")
+    lines = [(f"| admitted (server) == distinct tickets scanned fresh (the scanners) | "
+              f"{admitted:,} {'==' if same else '**!=**'} {fresh:,} (of {plan['tickets']:,} "
+              f"issued) |")]
+    once = ci["rows"] == ci["tickets"] == admitted
+    if not once:
+        wrong.append(f"{ci['rows']} check-ins in Postgres for {ci['tickets']} tickets, "
+                     f"{admitted} admitted")
+    lines.append(f"| every admitted scan in Postgres once (check-ins; the verifier's "
+                 f"`checkins_counted_once` agrees with the register) | {ci['rows']:,} check-ins "
+                 f"of {ci['tickets']:,} tickets: {'yes' if once else '**no**'} |")
+    total = sum(scans.values())
+    agg = next((r for r in rows if r["Name"] == "Aggregated"), None)
+    if ci["first"] and ci["last"] and ci["last"] > ci["first"]:
+        secs = (ci["last"] - ci["first"]).total_seconds()
+        lines.append(f"| scans / s (all {total:,.0f} scans over the first to last check-in, "
+                     f"{secs:.0f} s) | {total / secs:,.1f} |")
+    if agg and int(agg["Request Count"]):
+        lines.append(f"| scan, client p50 / p99 (Locust, every kind) | {agg['50%']} / "
+                     f"{agg['99%']} ms |")
+    route = server["routes"].get("POST /api/scan")
+    if route:
+        lines.append(f"| scan, server p50 / p99 (/metrics histogram) | {route[0.5]:.1f} / "
+                     f"{route[0.99]:.1f} ms |")
+    return lines, wrong

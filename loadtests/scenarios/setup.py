@@ -3,9 +3,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+import redis.asyncio as redis
+
+from engine.db import create_pool
+from engine.inventory import Inventory
+from engine.keys import Keys
+from engine.orders import Billing, SaleRecord, new_order_number
+from engine.tickets import Keyring, TicketClaims, sign_ticket
 from loadtests.bench_http import _call, _make_provider
 
 GA_PACKAGES = (("VIP", 0.1, 60_000), ("General Admission", 0.6, 25_000), ("Early Bird", 0.3, 15_000))
@@ -76,6 +87,8 @@ def mixed_day(stack, plan: dict, accounts: int = 10) -> dict:
     plan["words_extra"] = ("Half the users buy; the others browse, search, read My tickets "
                            "(signed in) and watch the queue page.")
     return {**config, "accounts": made}
+
+
 # (name, price, rows, seats per row, rows in --short, seats per row in --short); listed front
 # first: the seat map's order, which best available reads as best first
 SEAT_SECTIONS = (("Front", 80_000, 10, 20, 4, 15), ("Back", 20_000, 20, 40, 8, 30))
@@ -125,3 +138,106 @@ def seat_rush(stack, plan: dict) -> dict:
     return {"event": event, "room": False, "users": plan["users"], "seconds": plan["seconds"],
             "spawn_seconds": plan["spawn_seconds"], "event_ids": [event["id"]], "token": token,
             "seated": True}
+
+
+GATE_ORDER = 1000  # tickets per order: a package's max_per_order and a hold line's bound
+GATES = ("North 1", "North 2", "North 3", "South 1", "South 2", "East", "West", "VIP")
+
+
+def gate_rush(stack, plan: dict) -> dict:
+    """10,000 issued tickets (2,000 in --short) of one package, for the scanners to check in.
+
+    The tickets are sold the engine's way, without buyers or payments: the setup holds them
+    (scripts/lua/hold.lua) and confirms each hold as an order (scripts/lua/confirm.lua) in
+    orders of 1,000, in this process, so Redis has them sold (stock, sales, buyer counts) exactly
+    as a sale leaves them; the stack's own worker then writes each order to Postgres
+    (fulfillment/writer.py: order, tickets, history, counters) and registers its tickets for the
+    gate (fulfillment/issuing.py). So the verifier's checks (Redis sold against Postgres tickets,
+    `kwika audit`'s sales against orders, the register against the tickets table) hold by
+    construction rather than by a copy of the engine's key layout, as bench_scan's direct COPY
+    would need. The one step left out is the tickets email: rendering 10,000 tickets' PDFs
+    (~60 ms each, loadtests/reports/tickets.md) would take the shared cores for minutes, and on
+    the day of the event the tickets went out long ago; the scenario runs `kwika up` with
+    KWIKA_MAIL=false, so the orders' deliveries wait, unsent, in their stream (one entry an
+    order; /metrics does not gauge that stream). Once Postgres and the register have every
+    ticket, each one's code is signed with the stack's keys (`KWIKA_TICKET_SIGNING_KEYS`), at
+    the generation the record gave it, as the PDF would carry it.
+    """
+    tickets = plan.get("tickets") or (2_000 if plan["short"] else 10_000)
+    token = _make_provider(stack.database_url, stack.base)
+    ev = _event(stack, token, "Gate Rush", max_tickets_per_buyer=GATE_ORDER)
+    pkg = _call(stack.base, "POST", f"/api/provider/events/{ev['id']}/packages", {
+        "name": "General Admission", "price": 10_000, "capacity": tickets,
+        "max_per_order": GATE_ORDER}, token)
+    _call(stack.base, "POST", f"/api/provider/events/{ev['id']}/publish", None, token)
+    codes = asyncio.run(_issue(stack, ev["id"], pkg["id"], tickets))
+    repeats, forged = plan.get("repeats", 0.05), plan.get("forged", 0.01)
+    users, seconds, spawn = plan["users"], plan["seconds"], plan["spawn_seconds"]
+    # a person at a gate, paced so the last share is scanned a while before the load stops:
+    # a scanner's mean pause between scans is the time left after the arrival, less a tail, over
+    # its share of scans (fresh, plus the repeats and forgeries among them)
+    scans_each = tickets / users / (1 - repeats - forged)
+    pause = max(0.05, (seconds - spawn - max(5.0, 0.15 * seconds)) / scans_each)
+    plan.update(tickets=tickets, pause=pause, words=(
+        f"{tickets:,} tickets issued (sold in orders of {GATE_ORDER:,} through the hold and "
+        f"confirm scripts, written and registered by the worker; no emails) are checked in by "
+        f"{users:,} scanners at {len(GATES)} gates, each a person scanning about every "
+        f"{pause:.2f} s (0.5-1.5 × that, at random). Each fresh ticket is scanned first by one "
+        f"scanner only (the codes are split among the Locust processes, then taken in turn by "
+        f"its scanners); {repeats:.0%} of scans are a repeat of a ticket the scanner let in "
+        f"(`repeat` or `used` expected), {forged:.0%} a real code with its signature altered "
+        f"(`forged` expected). Any other answer fails the request."))
+    return {"event": {"id": ev["id"], "slug": ev["slug"], "package_id": pkg["id"]},
+            "event_ids": [ev["id"]], "token": token, "codes": codes, "gates": list(GATES),
+            "users": users, "seconds": seconds, "spawn_seconds": spawn,
+            "processes": plan["processes"], "pause_s": pause, "repeats": repeats,
+            "forged": forged}
+
+
+async def _issue(stack, event_id: int, package_id: int, count: int,
+                 within: float = 180.0) -> list[str]:
+    """Sell `count` tickets of `package_id` in orders of GATE_ORDER (hold, then confirm), wait for
+    the worker to write and register them all, and return their signed codes."""
+    client = redis.Redis.from_url(stack.redis_url)
+    keys = Keys(stack.prefix)
+    inventory = Inventory(client, keys, 900)
+    billing = Billing(name="Gate Rush Guest", email="guest@load.test")
+    try:
+        left, n = count, 0
+        while left:
+            quantity = min(GATE_ORDER, left)
+            buyer = f"g:gaterush-{n}"
+            hold = await inventory.hold(event_id, buyer, {package_id: quantity})
+            number = new_order_number()
+            record = SaleRecord(order_number=number, hold_id=hold.id, buyer=buyer,
+                                ga=[(i.package_id, i.quantity, i.unit_price) for i in hold.items],
+                                seats=[], attendees=[], billing=billing, subtotal=hold.total,
+                                fees=0, total=hold.total, currency="MWK")
+            await inventory.confirm(event_id, hold, number, msgspec.to_builtins(record))
+            left -= quantity
+            n += 1
+        pool = await create_pool(stack.database_url, 1, 2)
+        try:
+            deadline = time.monotonic() + within
+            while True:
+                written = await pool.fetchval(
+                    "SELECT count(*) FROM tickets WHERE event_id = $1", event_id)
+                registered = await client.hlen(keys.event(event_id, "tickets"))
+                if written == registered == count:
+                    break
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"gate-rush setup: after {within:g} s the worker has written "
+                                     f"{written} and registered {registered} of {count} tickets")
+                await asyncio.sleep(0.5)
+            rows = await pool.fetch("SELECT ticket_number, generation FROM tickets "
+                                    "WHERE event_id = $1 AND status = 'valid'", event_id)
+        finally:
+            await pool.close()
+    finally:
+        await inventory.close()
+        await client.aclose()
+    keyring = Keyring.parse(stack.signing_keys)
+    codes = [sign_ticket(keyring, TicketClaims(ticket_number=r["ticket_number"], event_id=event_id,
+                                               generation=r["generation"])) for r in rows]
+    random.shuffle(codes)
+    return codes
