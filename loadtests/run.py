@@ -42,6 +42,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 
@@ -78,11 +79,7 @@ async def _create_database(admin_url: str, name: str) -> str:
         await conn.execute(f'CREATE DATABASE "{name}"')
     finally:
         await conn.close()
-    base, _, _ = admin_url.rpartition("/")
-    query = ""
-    if "?" in admin_url.rpartition("/")[2]:
-        query = "?" + admin_url.rpartition("/")[2].split("?", 1)[1]
-    return f"{base}/{name}{query}"
+    return urlunsplit(urlsplit(admin_url)._replace(path="/" + name))  # keeps ?host=<socket dir>
 
 
 async def _drop_database(admin_url: str, name: str) -> None:
