@@ -178,7 +178,8 @@ def run_locust(locustfile: Path, stack: Stack, config: dict, out: Path, processe
     # a master port of the run's own: on Locust's default (5557) a second run's workers would
     # join whichever master holds it, another run's
     port = str(free_port())
-    cmd = [_venv_bin("locust"), "-f", str(locustfile), "--headless", "--host", stack.base,
+    cmd = [_venv_bin("locust"), "-f", str(locustfile), "--headless", "--host",
+           config.get("host", stack.base),
            "--processes", str(processes), "--master-bind-host", "127.0.0.1",
            "--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port,
            "--csv", str(out / "locust"), "--csv-full-history",

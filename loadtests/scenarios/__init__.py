@@ -9,7 +9,8 @@ one (loadtests/run.py).
 | `gate-rush` | 200 scanners check in 10,000 issued tickets, 5% of scans repeats and 1% forgeries |
 | `mixed-day` | the GA rush while others browse, search, read My tickets and watch the queue page |
 | `bots` | the GA rush with 10% of its clients a scripted cohort: many identities, no pages, no pauses |
-| `pg-baseline` | the hold rush against a plain PostgreSQL row lock behind the same HTTP stack, for comparison |
+| `hold-rush` | the hold step alone under a spike, no room: the figure to compare with the baseline |
+| `pg-baseline` | the same hold rush against a plain PostgreSQL row lock behind the same HTTP stack (loadtests/pg_server.py) |
 """
 
 from __future__ import annotations
@@ -53,6 +54,10 @@ SCENARIOS = {s.name: s for s in (
              "Bots in the general-admission rush"),
     Scenario("mixed-day", HERE / "mixed_day.py", setup.mixed_day, 1000, 120, 10, 300, 30,
              "A mixed day: the rush, browsing, search, My tickets, the queue page"),
+    Scenario("hold-rush", HERE / "hold_rush.py", setup.hold_rush, 1000, 60, 10, 300, 30,
+             "Hold rush (Kwika), for the row-lock comparison"),
+    Scenario("pg-baseline", HERE / "hold_rush.py", setup.pg_baseline, 1000, 60, 10, 300, 30,
+             "Hold rush against the PostgreSQL row-lock baseline"),
     Scenario("seat-rush", HERE / "seat_rush.py", setup.seat_rush, 1000, 90, 10, 200, 30,
              "Seat rush for the best 200 seats"),
     # no email: the setup issues 10,000 tickets whose PDFs would take the cores for minutes

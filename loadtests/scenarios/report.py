@@ -32,6 +32,8 @@ async def drain_and_verify(stack, config: dict, plan: dict) -> tuple[list[str], 
     pool = await create_pool(stack.database_url, 1, 2)
     t0 = time.monotonic()
     try:
+        if config.get("baseline"):
+            return await baseline_books(pool), 0.0
         while True:
             problems = await verify(inventory, pool, config["event_ids"])
             if not problems or time.monotonic() - t0 > DRAIN_SECONDS:
@@ -41,6 +43,16 @@ async def drain_and_verify(stack, config: dict, plan: dict) -> tuple[list[str], 
         await inventory.close()
         await pool.close()
         await client.aclose()
+
+
+async def baseline_books(pool) -> list[str]:
+    """The row-lock baseline's own books: nothing held beyond a row's capacity."""
+    rows = await pool.fetch(
+        "SELECT s.id, s.capacity, s.remaining, coalesce(sum(h.qty), 0) AS held FROM bench_stock s "
+        "LEFT JOIN bench_holds h ON h.stock_id = s.id GROUP BY s.id ORDER BY s.id")
+    return [f"baseline package {r['id']}: held {r['held']} + remaining {r['remaining']} != "
+            f"capacity {r['capacity']}" for r in rows
+            if r["held"] + r["remaining"] != r["capacity"] or r["remaining"] < 0]
 
 
 # -- /metrics ----------------------------------------------------------------------------------
@@ -202,10 +214,20 @@ def _esc(s: str) -> str:
 
 # -- Postgres timings --------------------------------------------------------------------------
 
-async def inbox_times(database_url: str, event_ids: list[int]) -> dict:
+async def inbox_times(database_url: str, event_ids: list[int], baseline: bool = False) -> dict:
     """Purchase to inbox: from the buyer pressing pay (the payment's creation) to the tickets
-    email accepted by the SMTP server; and tickets per cohort (by billing email)."""
+    email accepted by the SMTP server; and tickets per cohort (by billing email). The baseline:
+    what its rows hold."""
     pool = await create_pool(database_url, 1, 2)
+    if baseline:
+        try:
+            row = await pool.fetchrow(
+                "SELECT (SELECT coalesce(sum(qty), 0) FROM bench_holds) AS sold, "
+                "(SELECT coalesce(sum(capacity), 0) FROM bench_stock) AS capacity")
+        finally:
+            await pool.close()
+        return {"inbox_ms": [], "cohorts": {}, "sold": row["sold"], "capacity": row["capacity"],
+                "window": {}}
     try:
         rows = await pool.fetch(
             "SELECT extract(epoch FROM (l.sent_at - p.created_at)) * 1000 AS ms "
@@ -302,7 +324,8 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
     """Write `<scenario>-<users>.md` and its chart; True when the run passed."""
     rows = client_rows(out)
     server = server_figures(before, after)
-    pg = asyncio.run(inbox_times(stack.database_url, config["event_ids"]))
+    pg = asyncio.run(inbox_times(stack.database_url, config["event_ids"],
+                                 baseline=bool(config.get("baseline"))))
     if config.get("seated"):
         pg["seating"] = asyncio.run(seat_figures(stack.database_url, config["event_ids"]))
     total = next((r for r in rows if r["Name"] == "Aggregated"), None)

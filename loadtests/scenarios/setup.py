@@ -241,3 +241,54 @@ async def _issue(stack, event_id: int, package_id: int, count: int,
                                                generation=r["generation"])) for r in rows]
     random.shuffle(codes)
     return codes
+
+
+def hold_rush(stack, plan: dict) -> dict:
+    """1,000 tickets in three packages, no waiting room: the hold step alone, as the baseline."""
+    tickets = plan.get("tickets") or (300 if plan["short"] else 1000)
+    token = _make_provider(stack.database_url, stack.base)
+    event = ga_event(stack, token, tickets)
+    plan.update(tickets=tickets, words=(
+        f"{tickets:,} tickets in three packages, no waiting room; each buyer tries to hold 1-4 "
+        f"tickets until one hold is made, again 0.5-1.5 s after each refusal. Against Kwika."))
+    return {"event": event, "room": False, "users": plan["users"], "seconds": plan["seconds"],
+            "spawn_seconds": plan["spawn_seconds"], "event_ids": [event["id"]]}
+
+
+def pg_baseline(stack, plan: dict) -> dict:
+    """The same stock as `hold_rush` in rows of the run's database, served by
+    loadtests/pg_server.py (as many processes as Kwika's) on a port of its own."""
+    import asyncio
+    import subprocess
+    import sys
+
+    import asyncpg
+
+    from loadtests.common import free_port, wait_ready
+
+    tickets = plan.get("tickets") or (300 if plan["short"] else 1000)
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "loadtests.pg_server", "--dsn",
+                               stack.database_url, "--port", str(port), "--workers",
+                               str(stack.workers)], start_new_session=True)
+    stack.cleanup.insert(0, lambda: (server.terminate(), server.wait(30)))
+    wait_ready(f"http://127.0.0.1:{port}", within=60)
+    packages = []
+
+    async def stock() -> None:
+        conn = await asyncpg.connect(stack.database_url)
+        for i, (name, share, _price) in enumerate(GA_PACKAGES, start=1):
+            capacity = round(tickets * share)
+            await conn.execute("INSERT INTO bench_stock VALUES ($1, $2, $2)", i, capacity)
+            packages.append({"id": i, "name": name, "capacity": capacity, "weight": share})
+        await conn.close()
+
+    asyncio.run(stock())
+    plan.update(tickets=tickets, words=(
+        f"{tickets:,} tickets in three packages as rows of PostgreSQL, each hold an UPDATE of its "
+        f"package's row (`remaining >= q`) and an INSERT in one transaction, served by aiohttp "
+        f"on {stack.workers} processes (loadtests/pg_server.py); the same buyers as `hold-rush`."))
+    return {"event": {"id": 1, "slug": "baseline", "packages": packages}, "room": False,
+            "users": plan["users"], "seconds": plan["seconds"],
+            "spawn_seconds": plan["spawn_seconds"], "event_ids": [],
+            "host": f"http://127.0.0.1:{port}", "baseline": True}
