@@ -169,6 +169,23 @@ async def test_a_later_place_goes_behind_the_arrivals_it_waits_for_whatever_its_
     assert order == ["g:a1", "u:1", "u:2", "g:a2", "g:z1", "u:3", "u:4", "g:z2"]
 
 
+@pytest.mark.xfail(strict=True, reason="review: after the release an address's later place "
+                   "is overtaken by up to (n-1) * spacing later arrivals, so its `ahead` (and "
+                   "wait_seconds, progress) grows while it waits; not fixed (no clear estimate)")
+async def test_a_queued_visitors_ahead_never_grows(parts):
+    """The page shows `ahead`, a wait of ahead / rate and a progress bar from it; a person behind
+    a shared address (their address's second place) is told 1 ahead, then sees the line grow in
+    front of them as people who came after them arrive."""
+    inv, room = parts
+    event_id, _ = await room_event(inv, room, rate=0.01, release_in=-1, paused=True)
+    await join(room, event_id, "g:n1", client="100.64.0.1", spacing=100)
+    await join(room, event_id, "g:n2", client="100.64.0.1", spacing=100)
+    told = (await room.status(event_id, "g:n2")).ahead
+    for i in range(20):
+        await join(room, event_id, f"g:later{i}", client=f"10.2.0.{i}", spacing=100)
+    assert (await room.status(event_id, "g:n2")).ahead <= told
+
+
 async def test_admission_never_exceeds_the_rate_over_any_window(parts):
     inv, room = parts
     rate = 20
