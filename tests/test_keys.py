@@ -144,6 +144,9 @@ def test_the_room_keys_share_the_events_slot():
     assert len(set(room)) == 7 and {_slot_tag(key) for key in room} == {"ev:42"}
     joins = k.room_joins(42, "{ev:9}")
     assert _slot_tag(joins) == "ev:42" and joins.startswith("kw:{ev:42}:room:rl:")
+    places = k.room_places(42, "{ev:9}")  # room_join.lua's KEYS[9]: the same slot
+    assert _slot_tag(places) == "ev:42" and places.startswith("kw:{ev:42}:room:pl:")
+    assert k.room_places(42, "") == "kw:{ev:42}:room:pl:unknown"
     assert k.rooms_on() == "kw:rooms:on"
 
 

@@ -114,9 +114,10 @@ async def test_one_address_gets_one_turn_ahead_of_anyone(parts):
         assert (await join(room, event_id, who, client=client, spacing=2)).place == "queued"
         order.append(who)
     later = {w: (await room.status(event_id, w)).ahead for w in order}
-    # seq a1=1, a2=2+2, x1=3, x2=4, a3=5+4, x3=6, x4=7, x5=8, x6=9 (ties: by name)
+    # seq a1=1, a2=2+2, x1=3, x2=4, a3=5+4, x3=6, x4=7, x5=8, x6=9 (a later place goes behind
+    # the arrival it waits for: no ties)
     assert sorted(order, key=later.__getitem__) == [
-        "g:a1", "g:x1", "g:a2", "g:x2", "g:x3", "g:x4", "g:x5", "g:a3", "g:x6"]
+        "g:a1", "g:x1", "g:x2", "g:a2", "g:x3", "g:x4", "g:x5", "g:x6", "g:a3"]
 
 
 async def test_without_spacing_every_place_is_ranked_alone(parts):
@@ -129,6 +130,60 @@ async def test_without_spacing_every_place_is_ranked_alone(parts):
     assert [(await room.status(event_id, f"g:s{i}")).ahead for i in range(5)] == [None, 0, 1, 2, 3]
     assert (await room.status(event_id, "g:s0")).place == "admitted"
     assert (await room.status(event_id, "g:other")).ahead == 4
+
+
+async def test_an_address_is_counted_until_a_day_after_the_release(parts):
+    """The pre-queue is open from when the room is turned on until the release (by default the
+    earliest opening: days, weeks). An address's count that ran out a day after its first place
+    would give the address a fresh first turn, ahead of everyone's second, every day before the
+    release: the count lasts until a day after the release (and still a day after the first
+    place taken after it)."""
+    inv, room = parts
+    day = 86_400_000
+    event_id, _ = await room_event(inv, room, rate=0.01, release_in=3 * 86400)
+    counted = room.keys.room_places(event_id, "10.6.6.6")
+    await join(room, event_id, "g:b0", client="10.6.6.6", spacing=100)
+    assert await inv.client.pttl(counted) > 4 * day - 60_000
+    await configure(room, event_id, rate=0.01, release_in=10 * 86400)  # the release moved later
+    await join(room, event_id, "g:b1", client="10.6.6.6", spacing=100)
+    assert await inv.client.pttl(counted) > 11 * day - 60_000
+    assert await inv.client.get(counted) == b"2"
+    await configure(room, event_id, rate=0.01, release_in=-1)
+    fresh = room.keys.room_places(event_id, "10.6.6.7")
+    await join(room, event_id, "g:c0", client="10.6.6.7", spacing=100)
+    assert day - 60_000 < await inv.client.pttl(fresh) <= day
+
+
+async def test_a_later_place_goes_behind_the_arrivals_it_waits_for_whatever_its_name(parts):
+    """After the release an address's n-th place goes behind the next (n-1) * spacing arrivals
+    (README): it does not tie with the last of them and win or lose on its identity's name (a
+    guest `g:` would always beat an account `u:`)."""
+    inv, room = parts
+    event_id, _ = await room_event(inv, room, rate=0.01, release_in=-1)
+    for who, client in (("g:a1", "10.7.7.7"), ("g:a2", "10.7.7.7"), ("u:1", "10.8.0.1"),
+                        ("u:2", "10.8.0.2"), ("g:z1", "10.9.9.9"), ("g:z2", "10.9.9.9"),
+                        ("u:3", "10.8.0.3"), ("u:4", "10.8.0.4")):
+        assert (await join(room, event_id, who, client=client, spacing=2)).place == "queued"
+    order = [b.decode() for b in await inv.client.zrange(room.keys.room(event_id)[1], 0, -1)]
+    # seq a1=1, a2=2 (+2: behind u:1 and u:2), u:1=3, u:2=4, z1=5, z2=6 (+2: behind u:3, u:4)
+    assert order == ["g:a1", "u:1", "u:2", "g:a2", "g:z1", "u:3", "u:4", "g:z2"]
+
+
+@pytest.mark.xfail(strict=True, reason="review: after the release an address's later place "
+                   "is overtaken by up to (n-1) * spacing later arrivals, so its `ahead` (and "
+                   "wait_seconds, progress) grows while it waits; not fixed (no clear estimate)")
+async def test_a_queued_visitors_ahead_never_grows(parts):
+    """The page shows `ahead`, a wait of ahead / rate and a progress bar from it; a person behind
+    a shared address (their address's second place) is told 1 ahead, then sees the line grow in
+    front of them as people who came after them arrive."""
+    inv, room = parts
+    event_id, _ = await room_event(inv, room, rate=0.01, release_in=-1, paused=True)
+    await join(room, event_id, "g:n1", client="100.64.0.1", spacing=100)
+    await join(room, event_id, "g:n2", client="100.64.0.1", spacing=100)
+    told = (await room.status(event_id, "g:n2")).ahead
+    for i in range(20):
+        await join(room, event_id, f"g:later{i}", client=f"10.2.0.{i}", spacing=100)
+    assert (await room.status(event_id, "g:n2")).ahead <= told
 
 
 async def test_admission_never_exceeds_the_rate_over_any_window(parts):

@@ -1,14 +1,17 @@
 -- room_join: give a visitor one place in an event's waiting room (or the place they have).
 -- Before the release a place gets the random score the caller drew (below POST_RELEASE: the
 -- pre-queue is in random order at release, ahead of everyone later); after it, POST_RELEASE
--- plus a counter (first come, first served). The proof-of-work challenge (checked by the caller)
--- is accepted once: its nonce is kept until it expires.
+-- plus twice a counter (first come, first served). The proof-of-work challenge (checked by the
+-- caller) is accepted once: its nonce is kept until it expires.
 -- One address, one turn at a time: the n-th place taken from one client address (KEYS[9] counts
--- them for a day) ranks behind everyone's (n-1)-th. In the pre-queue its draw is moved to tier
--- n-1 (tiers of 2^48, at most 15, all below POST_RELEASE); after the release it goes behind the
--- next (n-1) * SPACING arrivals. Many people behind one address (a carrier's NAT) still all get
--- places, later; a script with many identities on one address gets no more than one turn ahead
--- of anyone. SPACING 0 turns this off.
+-- them for a day from the first, and at least until a day after the release: the pre-queue may
+-- be open for days, and a count that ran out before the release would give the address a fresh
+-- first turn) ranks behind everyone's (n-1)-th. In the pre-queue its draw is moved to tier n-1
+-- (tiers of 2^48, at most 15, all below POST_RELEASE); after the release it goes behind the next
+-- (n-1) * SPACING arrivals (scores count in steps of two from there, so a later place sits
+-- between two arrivals and never ties with one: no identity's name decides). Many people behind
+-- one address (a carrier's NAT) still all get places, later; a script with many identities on
+-- one address gets no more than one turn ahead of anyone. SPACING 0 turns this off.
 -- KEYS[1..7] the room keys of includes/room.lua, KEYS[8] the joins limit of the client address,
 -- KEYS[9] the places taken from the client address
 -- ARGV[1] buyer key, ARGV[2] random score (integer 0..2^52-1), ARGV[3] challenge nonce (16-64
@@ -21,6 +24,7 @@
 --- @include "room"
 
 local TIER = 281474976710656  -- 2^48: 16 tiers of pre-queue draws below POST_RELEASE
+local DAY = 86400000  -- ms
 local buyer, score, nonce = ARGV[1], ARGV[2], ARGV[3]
 local expiry, burst, per_minute = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local spacing = tonumber(ARGV[7])
@@ -59,14 +63,19 @@ redis.call('ZADD', R.proofs, expiry, nonce)
 local earlier = 0  -- places this address took before this one
 if spacing > 0 then
   earlier = redis.call('INCR', KEYS[9]) - 1
-  if earlier == 0 then redis.call('EXPIRE', KEYS[9], 86400) end
+  local keep = math.max(now, cfg.release) + DAY  -- (the release may have moved later)
+  local ttl = redis.call('PTTL', KEYS[9])
+  if earlier == 0 or ttl < 0 or (now < cfg.release and now + ttl < keep) then
+    redis.call('PEXPIREAT', KEYS[9], keep)
+  end
 end
 local place = 'queued'
 if now < cfg.release then
   place = 'prequeue'
   score = math.min(earlier, 15) * TIER + tonumber(score) % TIER
 else
-  score = POST_RELEASE + redis.call('HINCRBY', R.room, 'seq', 1) + earlier * spacing
+  local seq = redis.call('HINCRBY', R.room, 'seq', 1)
+  score = POST_RELEASE + 2 * (seq + earlier * spacing) + (earlier > 0 and 1 or 0)
 end
 redis.call('ZADD', R.queue, 'NX', score, buyer)
 local second = math.floor(now / 1000)

@@ -4,7 +4,8 @@ local R = {
   room = KEYS[1],      -- hash: settings (on, rate, paused, release, pass_ms, difficulty) and state
                        --       (tokens, tok_at, seq, issued, used, expired, state, jsec, jn, jlast)
   queue = KEYS[2],     -- zset: buyer -> place (pre-queue: a random score below POST_RELEASE;
-                       --       later arrivals POST_RELEASE + a counter, first come first served)
+                       --       later arrivals POST_RELEASE + 2 x a counter, first come first
+                       --       served; + 1 for an address's later place, see room_join.lua)
   passes = KEYS[3],    -- zset: buyer -> expiry (ms) of their live, unused pass
   admitted = KEYS[4],  -- hash: buyer -> "<pass no>|<expiry ms>" (live) or
                        --       "<pass no>|used|<hold id>|<hold made, ms>"
