@@ -7,7 +7,7 @@ from aiohttp import web
 from engine import catalog_types as t
 from engine.errors import NotFound
 from storefront.api import Api, path_int
-from storefront.appkeys import CATALOG
+from storefront.appkeys import CATALOG, DETAILS
 from storefront.availability import with_availability, with_live_summaries, with_seat_states
 
 api = Api()
@@ -24,7 +24,7 @@ async def list_events(request: web.Request, query: t.EventQuery) -> t.EventPage:
          summary="One event with its packages, price range and availability", errors=(404,))
 async def get_event(request: web.Request) -> t.EventDetail:
     slug = request.match_info["slug"]
-    detail = await request.app[CATALOG].event_detail(slug=slug)
+    detail = await request.app[DETAILS].detail(slug=slug)
     if detail is None:
         raise NotFound(f"no published event with slug {slug!r}")
     return await with_availability(request.app, detail)
@@ -34,8 +34,8 @@ async def get_event(request: web.Request) -> t.EventDetail:
          summary="The seat map of a seated event, with each seat's state and price", errors=(404,))
 async def get_seating(request: web.Request) -> t.SeatMap:
     event_id = path_int(request, "event_id")
-    catalog = request.app[CATALOG]
-    detail = await catalog.event_detail(event_id=event_id)
+    details = request.app[DETAILS]
+    detail = await details.detail(event_id=event_id)
     if detail is None:
         raise NotFound(f"no published event with id {event_id}")
-    return await with_seat_states(request.app, await catalog.seat_map(event_id))
+    return await with_seat_states(request.app, await details.seat_map(event_id))

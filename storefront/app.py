@@ -43,6 +43,7 @@ from storefront.appkeys import (
     BACKGROUND,
     CATALOG,
     DB,
+    DETAILS,
     EVENT_CACHE,
     EXECUTOR,
     GATEWAYS,
@@ -59,7 +60,7 @@ from storefront.auth import auth_middleware
 from storefront.buy import api as api_buy
 from storefront.buy import live, picker, webhooks
 from storefront.buy import pages as buy_pages
-from storefront.event_cache import EventCache
+from storefront.event_cache import WRITERS, DetailCache, EventCache
 from storefront.gate import api as api_gate
 from storefront.gate import install as install_gate
 from storefront.gateways import install as install_gateways
@@ -95,6 +96,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[INVENTORY] = Inventory(app[REDIS], app[KEYS], settings.hold_ttl_seconds)
     app[CATALOG] = connect(Catalog(app[DB]), app[INVENTORY])
     app[EVENT_CACHE] = EventCache(app[DB])
+    app[DETAILS] = DetailCache(app[CATALOG])
     app[ORDERS] = Orders(app[INVENTORY])
     app[PAYMENTS] = Payments(app[DB], app[INVENTORY], app[ORDERS], app[GATEWAYS])
     app[ACCOUNTS] = Accounts(app[DB], app[REDIS], app[KEYS], app[EXECUTOR], settings)
@@ -163,6 +165,17 @@ def _background(name: str, run: Background):
     return context
 
 
+@web.middleware
+async def catalog_writes_middleware(request: web.Request, handler) -> web.StreamResponse:
+    """A provider's or admin's change shows at once in this process's cached event details
+    (storefront/event_cache.py DetailCache); other processes see it within its two seconds."""
+    try:
+        return await handler(request)
+    finally:
+        if request.method not in ("GET", "HEAD", "OPTIONS") and request.path.startswith(WRITERS):
+            request.app[DETAILS].clear()
+
+
 def create_app(settings: Settings, *, sweeper: bool = False,
                background: dict[str, Background] | None = None) -> web.Application:
     """A storefront for `settings` (whose redis_url and database_url must be set); with
@@ -170,7 +183,7 @@ def create_app(settings: Settings, *, sweeper: bool = False,
     runs each of `background` (name -> `run(app, stop)`) beside it."""
     app = web.Application(
         middlewares=[metrics_middleware, request_id_middleware, error_middleware, path_middleware,
-                     auth_middleware],
+                     auth_middleware, catalog_writes_middleware],
         client_max_size=settings.max_body_bytes,
     )
     app[SETTINGS] = settings

@@ -16,7 +16,7 @@ from engine.keys import Keys
 from engine.orders import Orders
 from engine.payments.service import Payments
 from engine.settings import Settings
-from storefront.event_cache import EventCache
+from storefront.event_cache import DetailCache, EventCache
 
 SETTINGS = web.AppKey("settings", Settings)
 REDIS = web.AppKey("redis", redis.Redis)
@@ -28,6 +28,7 @@ ACCOUNTS = web.AppKey("accounts", Accounts)
 TEMPLATES = web.AppKey("templates", jinja2.Environment)
 INVENTORY = web.AppKey("inventory", Inventory)
 EVENT_CACHE = web.AppKey("event_cache", EventCache)
+DETAILS = web.AppKey("event_details", DetailCache)
 BACKGROUND = web.AppKey("background", dict)  # name -> asyncio.Task, watched by /readyz
 ORDERS = web.AppKey("orders", Orders)
 PAYMENTS = web.AppKey("payments", Payments)

@@ -51,3 +51,48 @@ class EventCache:
 
     def forget(self, event_id: int) -> None:
         self._facts.pop(event_id, None)
+
+
+class DetailCache:
+    """Published events' catalog side (the event, its packages and sections' prices; a seated
+    event's seat map), read from Postgres at most once every `ttl` seconds per event and process.
+
+    In a rush every buyer opens the event page first: without this, each view is three queries
+    (six for a seat map) for facts that change once a day. What changes by the second (stock,
+    sale states, seat states) is not cached here: callers merge it from Redis per request. A
+    change a provider or admin makes through this process clears the cache at once
+    (`clear`, called by the middleware below for every write to their routes); other processes
+    see it within `ttl`. A missing event is not cached: publishing shows at once.
+    """
+
+    def __init__(self, catalog, ttl_seconds: float = 2.0):
+        self.catalog = catalog
+        self.ttl = ttl_seconds
+        self._hits: dict[tuple, tuple[float, object]] = {}
+
+    async def _cached(self, key: tuple, load):
+        now = time.monotonic()
+        hit = self._hits.get(key)
+        if hit is not None and hit[0] >= now:
+            return hit[1]
+        value = await load()
+        if value is not None:
+            if len(self._hits) > 10_000:
+                self._hits.clear()
+            self._hits[key] = (now + self.ttl, value)
+        return value
+
+    async def detail(self, *, slug: str | None = None, event_id: int | None = None):
+        """`Catalog.event_detail(...)` of a public event (None: no such published event)."""
+        key = ("slug", slug) if slug is not None else ("id", event_id)
+        return await self._cached(key, lambda: self.catalog.event_detail(slug=slug,
+                                                                         event_id=event_id))
+
+    async def seat_map(self, event_id: int):
+        return await self._cached(("seats", event_id), lambda: self.catalog.seat_map(event_id))
+
+    def clear(self) -> None:
+        self._hits.clear()
+
+
+WRITERS = ("/api/provider/", "/provider/", "/api/admin/", "/admin/")

@@ -320,3 +320,40 @@ async def test_seat_map_of_an_unseated_event_is_empty(client, factory, provider)
     event = await publish(client, factory, provider)
     body = await (await client.get(f"/api/events/{event['id']}/seating")).json()
     assert body["sections"] == []
+
+
+async def test_event_details_are_read_once_a_rush_but_changes_show_at_once(client, factory,
+                                                                           provider):
+    """A rush of views reads the catalog once per process every two seconds; the stock stays
+    live per view, and the provider's own change clears the cache of this process."""
+    from storefront.appkeys import CATALOG
+
+    event = await factory.published_event(provider)
+    slug = event["slug"]
+    catalog = client.app[CATALOG]
+    reads = []
+    real = catalog.event_detail
+
+    async def counted(**kw):
+        reads.append(kw)
+        return await real(**kw)
+
+    catalog.event_detail = counted
+    try:
+        first = await (await client.get(f"/api/events/{slug}")).json()
+        pkg = first["packages"][0]
+        for _ in range(20):
+            assert (await client.get(f"/api/events/{slug}")).status == 200
+        assert len(reads) <= 1  # (none when the publish already warmed it)
+        resp = await client.post(f"/api/events/{event['id']}/holds",
+                                 json={"items": [{"package_id": pkg["id"], "quantity": 2}]})
+        assert resp.status == 201, await resp.text()
+        after = await (await client.get(f"/api/events/{slug}")).json()
+        assert after["packages"][0]["available"] == first["packages"][0]["available"] - 2
+        resp = await client.patch(f"/api/provider/events/{event['id']}",
+                                  json={"title": "Renamed at once"}, headers=provider.h)
+        assert resp.status == 200, await resp.text()
+        assert (await (await client.get(f"/api/events/{slug}")).json())["title"] == \
+            "Renamed at once"
+    finally:
+        catalog.event_detail = real

@@ -380,3 +380,23 @@ async def test_a_release_time_before_1970_is_a_release_long_past(client, factory
     resp = await client.patch(path, json={"release_at": "1960-01-01T00:00:00Z"}, headers=provider.h)
     assert resp.status == 200 and (await resp.json())["state"] == "open", await resp.text()
     assert (await visitors().join(event["id"]))[1]["place"] == "admitted"
+
+
+async def test_admissions_by_position_reads_are_counted_in_metrics(client, factory, visitors):
+    """A position read ticks too: what it lets in is counted, not only the background ticker's."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from engine.metrics import exposition
+
+    def admitted() -> float:
+        for family in text_string_to_metric_families(exposition().decode()):
+            if family.name == "kwika_room_admitted":
+                return sum(s.value for s in family.samples if s.name.endswith("_total"))
+        return 0.0
+
+    _, event, _ = await room_on_sale(factory, rate_per_second=1000)
+    before = admitted()
+    people = [visitors() for _ in range(3)]
+    for person in people:  # each join answers with a status read, whose tick admits them
+        assert (await person.join(event["id"]))[1]["place"] == "admitted"
+    assert admitted() - before == 3

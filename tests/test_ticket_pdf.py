@@ -165,6 +165,21 @@ async def test_a_dead_worker_does_not_break_rendering(tmp_path: Path):
         await pool.render(order)
 
 
+async def test_renders_run_below_the_servers_priority():
+    """Background work: the render workers yield the CPU to the processes that answer buyers
+    (set once each, not raised again by each warm-up task)."""
+    import psutil
+
+    from engine.tickets.store import RENDER_NICENESS
+
+    async with TicketRenderer(workers=2) as pool:
+        await pool.render(sample_order(KEYRING, tickets=1))
+        mine = os.nice(0)
+        nice = [psutil.Process(p.pid).nice() for p in pool._pool._processes.values()]
+    assert len(nice) == 2
+    assert all(n == max(mine, min(19, RENDER_NICENESS)) for n in nice), (mine, nice)
+
+
 def test_long_and_odd_texts_stay_on_their_page():
     event = msgspec.structs.replace(
         EVENT, title="Ŵ" * 200, venue="V" * 200, address="a " * 100, city="",

@@ -27,10 +27,17 @@ from engine.tickets.docs import OrderDoc
 
 ORDER_NUMBER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]{0,99}")
 DAY = 24 * 3600
+# Rendering is background work: on a machine that also serves, a rush's holds and payments come
+# first and the PDFs take what CPU is left (a ticket's PDF is ~100 ms of CPU; a burst of a
+# thousand orders would otherwise starve the server processes for a minute).
+RENDER_NICENESS = 10
 
 
 def _warm() -> None:
-    """Each worker imports the renderer when it starts, not on its first order."""
+    """Each worker lowers its priority and imports the renderer when it starts, not on its
+    first order."""
+    with contextlib.suppress(OSError):
+        os.nice(max(0, RENDER_NICENESS - os.nice(0)))
     import engine.tickets.pdf  # noqa: F401
 
 

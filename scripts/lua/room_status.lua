@@ -2,7 +2,7 @@
 -- position read also moves the line on; see room_tick.lua).
 -- KEYS[1..7] the room keys of includes/room.lua
 -- ARGV[1] the buyer key (1-100 printable characters)
--- returns JSON of the room's figures plus `place`: 'none' | 'queued' | 'prequeue' | 'admitted'
+-- returns JSON of the room's figures (with `admitted_now`, by this read's tick) plus `place`: 'none' | 'queued' | 'prequeue' | 'admitted'
 -- | 'used', with `ahead` (visitors in front) when queued, `pass` and `expires` when admitted,
 -- `hold` when used; {state = 'unconfigured'} when the room has no settings; 'bad_input' refused.
 --- @include "room"
@@ -14,8 +14,9 @@ end
 local cfg = room_settings()
 if not cfg.on then return cjson.encode({state = 'unconfigured'}) end
 local now = room_now()
-local state, _, avail, held = room_tick(cfg, now)
+local state, n, avail, held = room_tick(cfg, now)
 local out = room_figures(cfg, state, now, avail, held)
+out.admitted_now = n  -- by this read's tick
 out.place = 'none'
 local pass = redis.call('HGET', R.admitted, buyer)
 local rank = redis.call('ZRANK', R.queue, buyer)

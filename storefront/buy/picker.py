@@ -31,7 +31,7 @@ from storefront.api_holds import (
     idempotency_key,
     keep_guest,
 )
-from storefront.appkeys import CATALOG
+from storefront.appkeys import DETAILS
 from storefront.availability import with_availability
 from storefront.buy.choosing import rows
 from storefront.calendar import google_calendar_link, share_links
@@ -49,7 +49,7 @@ QTY_PREFIX = "qty_"
 async def published_event(request: web.Request) -> t.EventDetail:
     """The public event of the request's `{slug}`, with live availability, or 404."""
     slug = request.match_info["slug"]
-    detail = await request.app[CATALOG].event_detail(slug=slug)
+    detail = await request.app[DETAILS].detail(slug=slug)
     if detail is None:
         raise NotFound(f"there is no event at /events/{slug}")
     return await with_availability(request.app, detail)

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from engine.errors import NotFound
 from engine.room.tokens import read_pass
-from storefront.appkeys import CATALOG, EVENT_CACHE, SETTINGS
+from storefront.appkeys import DETAILS, EVENT_CACHE, SETTINGS
 from storefront.buyer import current_buyer
 from storefront.render import render
 from storefront.room.api import status_of
@@ -35,7 +35,7 @@ async def may_choose(request: web.Request, event_id: int) -> bool:
 @routes.get("/events/{slug}/queue")
 async def queue_page(request: web.Request) -> web.Response:
     slug = request.match_info["slug"]
-    detail = await request.app[CATALOG].event_detail(slug=slug)
+    detail = await request.app[DETAILS].detail(slug=slug)
     if detail is None:
         raise NotFound(f"there is no event at /events/{slug}")
     facts = await request.app[EVENT_CACHE].get(detail.id)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from engine import metrics
 from engine.inventory import Hold, derived_hold_id
 from engine.room import RoomFigures, RoomStore, WaitingRoom
 from engine.room.tokens import Pass, make_pass, read_pass
@@ -42,6 +43,8 @@ async def figures(request: web.Request, facts: EventFacts, buyer: str | None) ->
     if found.state == "unconfigured" or (found.state == "off") == facts.uses_waiting_room:
         await room.configure(facts.id, await request.app[ROOM_STORE].get(facts.id))
         found = await room.status(facts.id, buyer or NOBODY)
+    if found.admitted_now:  # a position read moves the line on too: count what it let in
+        metrics.ROOM_ADMITTED.inc(found.admitted_now)
     return found
 
 
