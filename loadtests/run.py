@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import secrets
@@ -162,6 +163,25 @@ def stop_stack(stack: Stack) -> None:
             print(f"cleanup: {exc!r}", file=sys.stderr)
 
 
+def server_cpu(stack: Stack) -> dict[str, float]:
+    """CPU seconds used so far by each process of `kwika up` (the servers and their render
+    workers), by role: does `--workers N` use the cores?"""
+    import psutil
+
+    if stack.proc is None:
+        return {}
+    found = {}
+    try:
+        for child in psutil.Process(stack.proc.pid).children(recursive=True):
+            with contextlib.suppress(psutil.Error):
+                times = child.cpu_times()
+                role = "render" if "multiprocessing" in " ".join(child.cmdline()) else "server"
+                found[f"{role} {child.pid}"] = times.user + times.system
+    except psutil.Error:
+        pass
+    return found
+
+
 def scrape(stack: Stack) -> str:
     req = urllib.request.Request(stack.base + "/metrics",
                                  headers={"Authorization": f"Bearer {stack.metrics_token}"})
@@ -240,8 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         before = scrape(stack)
         started = datetime.now(UTC)
         t0 = time.monotonic()
+        cpu_before = server_cpu(stack)
         code = run_locust(scenario.locustfile, stack, config, out, args.processes)
         ran = time.monotonic() - t0
+        plan["server_cpu"] = {pid: round(cpu - cpu_before.get(pid, 0.0), 1)
+                              for pid, cpu in server_cpu(stack).items()}
         problems, drained = asyncio.run(drain_and_verify(stack, config, plan))
         after = scrape(stack)
         ok = write_report(report_dir, scenario, plan, config, stack, out, before, after,

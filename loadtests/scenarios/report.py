@@ -360,6 +360,11 @@ def write_report(report_dir: Path, scenario, plan: dict, config: dict, stack, ou
              f"| errors in the load script (Locust exceptions) | {sum(script_errors.values()):,} |"]
     for message, count in script_errors.most_common(5):
         lines.append(f"| script error ×{count:,} | {message[:200]} |")
+    cpu = plan.get("server_cpu") or {}
+    if cpu:
+        lines.append("| CPU seconds used during the load, per process of `kwika up` | " + ", ".join(
+            f"{name}: {sec:g}" for name, sec in sorted(cpu.items()) if sec >= 0.5) + f" (of "
+            f"{ran:.0f} s) |")
     for p in problems[:20]:
         lines.append(f"| problem | {p} |")
     lines += extra_lines(plan, config, server, pg, seen, rows)
