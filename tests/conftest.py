@@ -176,3 +176,13 @@ async def page(browser: Any, client: TestClient, console: Console) -> AsyncItera
     yield tab
     await context.close()
     assert not console.unexpected(), f"errors on the page: {console.unexpected()}"
+
+
+SLOW_FIRST = ("test_load_scenarios.py", "test_cli_up.py")
+
+
+def pytest_collection_modifyitems(items: list) -> None:
+    """The few long files (Locust runs, `kwika up` starts) go first, so pytest-xdist hands them
+    out at the start and the other workers run the rest meanwhile, instead of one worker
+    finishing a three-minute file alone at the end."""
+    items.sort(key=lambda item: item.path.name not in SLOW_FIRST)  # stable: order kept otherwise
