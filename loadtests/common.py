@@ -100,13 +100,15 @@ def write_report(name: str, lines: list[str]) -> str:
 class TempDatabase:
     """A PostgreSQL database of the benchmark's own beside the one at `url`, dropped by `drop`."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, prefix: str = "kwika_bench") -> None:
         import asyncio
         import uuid
+        from urllib.parse import urlsplit, urlunsplit
 
-        self.admin_url, self.name = url, f"kwika_bench_{uuid.uuid4().hex[:6]}"
+        self.admin_url, self.name = url, f"{prefix}_{uuid.uuid4().hex[:8]}"
         asyncio.run(self._admin(f'CREATE DATABASE "{self.name}"'))
-        self.dsn = url.rsplit("/", 1)[0] + "/" + self.name
+        # the path only: an embedded server's URL carries its socket folder as ?host=/...
+        self.dsn = urlunsplit(urlsplit(url)._replace(path="/" + self.name))
 
     async def _admin(self, sql: str) -> None:
         import asyncpg

@@ -43,12 +43,9 @@ import urllib.request
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from urllib.parse import urlsplit, urlunsplit
-
-import asyncpg
 
 from engine.embedded import ensure_services
-from loadtests.common import REPORTS, free_port, wait_ready
+from loadtests.common import REPORTS, TempDatabase, free_port, wait_ready
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent
@@ -74,23 +71,6 @@ def _venv_bin(name: str) -> str:
     return str(local) if local.exists() else name
 
 
-async def _create_database(admin_url: str, name: str) -> str:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    return urlunsplit(urlsplit(admin_url)._replace(path="/" + name))  # keeps ?host=<socket dir>
-
-
-async def _drop_database(admin_url: str, name: str) -> None:
-    conn = await asyncpg.connect(admin_url)
-    try:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    finally:
-        await conn.close()
-
-
 def start_stack(workers: int, keep_data: bool = False, env: dict | None = None) -> Stack:
     """`kwika up` on a fresh database and Redis prefix (embedded servers when none configured);
     `env`, settings of the scenario's own (e.g. KWIKA_MAIL=false)."""
@@ -99,8 +79,8 @@ def start_stack(workers: int, keep_data: bool = False, env: dict | None = None) 
     data = Path(tempfile.mkdtemp(prefix="kwika-load-"))
     services = ensure_services(data / "servers", os.environ.get("REDIS_URL") or None,
                                os.environ.get("DATABASE_URL") or None)
-    db_name = f"kwika_load_{secrets.token_hex(4)}"
-    database_url = asyncio.run(_create_database(services.database_url, db_name))
+    database = TempDatabase(services.database_url, prefix="kwika_load")
+    database_url, db_name = database.dsn, database.name
     port = free_port()
     stack = Stack(base=f"http://127.0.0.1:{port}", database_url=database_url,
                   redis_url=services.redis_url, prefix=f"kwl{secrets.token_hex(3)}",
@@ -117,7 +97,7 @@ def start_stack(workers: int, keep_data: bool = False, env: dict | None = None) 
         [_venv_bin("kwika"), "up", "--port", str(port), "--workers", str(workers)],
         cwd=data, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     stack.cleanup += [log.close, services.close,
-                      lambda: asyncio.run(_drop_database(services.database_url, db_name)),
+                      database.drop,
                       lambda: _drop_prefix(services.redis_url, stack.prefix)]
     if not keep_data:
         stack.cleanup.append(lambda: shutil.rmtree(data, ignore_errors=True))

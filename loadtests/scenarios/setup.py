@@ -4,11 +4,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import random
+import signal
+import subprocess
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import msgspec
 import redis.asyncio as redis
 
@@ -18,6 +23,7 @@ from engine.keys import Keys
 from engine.orders import Billing, SaleRecord, new_order_number
 from engine.tickets import Keyring, TicketClaims, sign_ticket
 from loadtests.bench_http import _call, _make_provider
+from loadtests.common import free_port, wait_ready
 
 GA_PACKAGES = (("VIP", 0.1, 60_000), ("General Admission", 0.6, 25_000), ("Early Bird", 0.3, 15_000))
 
@@ -258,20 +264,13 @@ def hold_rush(stack, plan: dict) -> dict:
 def pg_baseline(stack, plan: dict) -> dict:
     """The same stock as `hold_rush` in rows of the run's database, served by
     loadtests/pg_server.py (as many processes as Kwika's) on a port of its own."""
-    import asyncio
-    import subprocess
-    import sys
-
-    import asyncpg
-
-    from loadtests.common import free_port, wait_ready
-
     tickets = plan.get("tickets") or (300 if plan["short"] else 1000)
     port = free_port()
     server = subprocess.Popen([sys.executable, "-m", "loadtests.pg_server", "--dsn",
                                stack.database_url, "--port", str(port), "--workers",
                                str(stack.workers)], start_new_session=True)
-    stack.cleanup.insert(0, lambda: (server.terminate(), server.wait(30)))
+    # its own process group (start_new_session): stopping it stops the processes it forked
+    stack.cleanup.insert(0, lambda: (os.killpg(server.pid, signal.SIGTERM), server.wait(30)))
     wait_ready(f"http://127.0.0.1:{port}", within=60)
     packages = []
 
